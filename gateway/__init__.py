@@ -1,0 +1,1 @@
+"""hotline: calls and texts from villagers become help tickets that volunteers take by SMS."""

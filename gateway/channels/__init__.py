@@ -1,0 +1,60 @@
+"""Channels carry SMS out (and in): each lives in a folder of its own behind one small interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gateway.context import Hotline
+from gateway.messages import Message
+
+
+class TransportError(Exception):
+    """A send that failed; `permanent` says whether trying again could ever help."""
+
+    def __init__(self, message: str, *, permanent: bool, code: str = "") -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the channel answered: its id for the message, and the status it reports."""
+
+    provider_id: str
+    status: str = "sent"
+
+
+class Channel(Protocol):
+    name: str
+
+    def send(self, message: Message) -> Receipt:
+        """Hand one message over; raise TransportError on failure."""
+        ...
+
+
+def _outbox(hl: Hotline) -> Channel:
+    from gateway.channels.outbox.transport import OutboxChannel
+
+    return OutboxChannel(hl)
+
+
+def _twilio(hl: Hotline) -> Channel:
+    from gateway.channels.twilio.transport import TwilioChannel
+
+    return TwilioChannel(hl)
+
+
+FACTORIES: dict[str, Callable[[Hotline], Channel]] = {"outbox": _outbox, "twilio": _twilio}
+
+
+def get_channel(hl: Hotline, name: str | None = None) -> Channel:
+    """The channel called `name` (default: HOTLINE_SMS_CHANNEL)."""
+    name = name or hl.settings.sms_channel
+    try:
+        factory = FACTORIES[name]
+    except KeyError:
+        raise TransportError(f"channel {name!r} is not available", permanent=True) from None
+    return factory(hl)

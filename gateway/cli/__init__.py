@@ -1,0 +1,39 @@
+"""The `hotline` command: a thin layer that parses arguments and calls the domain."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from gateway.settings import ConfigError
+
+# Each area keeps its commands in a module of its own, exposing `commands`.
+AREAS = ("gateway.cli.service", "gateway.cli.registry", "gateway.cli.tickets",
+         "gateway.cli.messages", "gateway.cli.notices", "gateway.cli.users",
+         "gateway.cli.channels")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """hotline: the village help-line gateway."""
+
+
+for _area in AREAS:
+    try:
+        _module = importlib.import_module(_area)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _area:
+            raise
+        continue
+    for _command in _module.commands:
+        cli.add_command(_command)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as exc:
+        click.echo(f"hotline: bad setting {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,151 @@
+"""`hotline run | serve | worker`: the web app, the workers, or both with the embedded Redis."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from gateway.cli.common import hotline, settings
+from gateway.embedded import EmbeddedRedis, EmbeddedRedisError
+
+log = logging.getLogger(__name__)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """The web app alone (for production use gunicorn gateway.wsgi:app)."""
+    from werkzeug.serving import run_simple
+
+    from gateway.app import create_app
+
+    hl = hotline()
+    app = create_app(hl.settings, url=hl.url)
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="drain the jobs that are due, then exit")
+def worker(burst: bool) -> None:
+    """An RQ worker with the scheduler (retries, escalations, reminders)."""
+    from workers.service import run_worker
+
+    hl = hotline()
+    os.environ.setdefault("REDIS_URL", hl.url)  # jobs build their own connection from this
+    sys.exit(0 if run_worker(hl, burst=burst) else 1)
+
+
+def load_sample_registry_if_empty() -> str | None:
+    """Load the bundled sample ledger into an empty store; say what was loaded."""
+    from gateway import registry
+    from gateway.registry_file import import_file
+
+    hl = hotline()
+    if not registry.is_empty(hl.r):
+        return None
+    with resources.as_file(resources.files("gateway") / "sample_registry.csv") as path:
+        report = import_file(hl.r, Path(path), hl.settings.default_region)
+    if not report.ok:
+        raise click.ClickException(f"the sample registry is broken: {report.errors[:3]}")
+    return f"loaded the sample registry: {report.added} people"
+
+
+@click.command("run")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def run(host: str, port: int) -> None:
+    """Web app, worker and scheduler together, on the embedded Redis unless REDIS_URL is set."""
+    s = settings()
+    server: EmbeddedRedis | None = None
+    env = dict(os.environ)
+    env.setdefault("HOTLINE_SIMULATOR", "on")
+    if not s.redis_url:
+        server = EmbeddedRedis(s.data_dir)
+        try:
+            started = server.start()
+        except EmbeddedRedisError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not started:
+            server = None  # someone else's server: leave it running when we stop
+        env["REDIS_URL"] = EmbeddedRedis(s.data_dir).url
+        os.environ["REDIS_URL"] = env["REDIS_URL"]
+        settings.cache_clear()
+        hotline.cache_clear()
+    loaded = load_sample_registry_if_empty()
+    login = _first_admin()
+    # Children in sessions of their own: a Ctrl-C reaches only this supervisor, which then
+    # stops web and workers in order, and Redis last.
+    children = [
+        subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve", "--host", host,
+                          "--port", str(port)], env=env, start_new_session=True),
+    ]
+    for _ in range(settings().workers):
+        children.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"],
+                                         env=env, start_new_session=True))
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    click.echo("")
+    click.echo("hotline is running")
+    if loaded:
+        click.echo(f"  {loaded}")
+    click.echo(f"  dashboard:       http://{shown_host}:{port}/")
+    if env.get("HOTLINE_SIMULATOR", "on").lower() in ("on", "1", "true", "yes"):
+        click.echo(f"  phone simulator: http://{shown_host}:{port}/simulator")
+    click.echo(f"  health:          http://{shown_host}:{port}/healthz")
+    if login:
+        click.echo(f"  {login}")
+    click.echo(f"  SMS channel:     {settings().sms_channel}")
+    click.echo("  stop with Ctrl-C")
+    _supervise(children)
+    if server:
+        server.stop()
+
+
+def _first_admin() -> str | None:
+    """Create the first admin account if there is none, and say how to log in."""
+    import importlib
+
+    try:
+        accounts = importlib.import_module("gateway.accounts")
+    except ModuleNotFoundError:
+        return None
+    message: str | None = accounts.ensure_first_admin(hotline())
+    return message
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
+    """Wait until a signal or a child's death, then stop every child."""
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping:
+        if any(c.poll() is not None for c in children):
+            click.echo("hotline: a process stopped; stopping the others", err=True)
+            break
+        time.sleep(0.2)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+commands = [run, serve, worker]

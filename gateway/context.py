@@ -1,0 +1,64 @@
+"""The hotline as one object: settings plus the two Redis clients and the job queue, passed to domain code."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from rq import Queue, Retry
+
+from gateway.settings import Settings
+from gateway.store import Redis, connect, redis_url, rq_connection
+
+log = logging.getLogger(__name__)
+
+QUEUE = "hotline"
+
+
+@dataclass
+class Hotline:
+    """What every domain function needs; built once per process."""
+
+    settings: Settings
+    url: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.url:
+            self.url = redis_url(self.settings)
+
+    @cached_property
+    def r(self) -> Redis:
+        return connect(self.url)
+
+    @cached_property
+    def rq(self) -> Redis:
+        return rq_connection(self.url)
+
+    @cached_property
+    def queue(self) -> Queue:
+        return Queue(QUEUE, connection=self.rq)
+
+    def retry(self) -> Retry:
+        """The retry policy every job is enqueued with: first soon, then doubling up to the cap."""
+        s = self.settings
+        intervals: list[int] = []
+        gap, total = max(s.retry_first, 1), 0
+        while total < s.retry_for:
+            intervals.append(gap)
+            total += gap
+            gap = min(gap * 2, s.retry_max)
+        return Retry(max=len(intervals), interval=intervals)
+
+    def enqueue(self, func: str, *args: Any, job_id: str | None = None,
+                delay: float | None = None, at_front: bool = False) -> None:
+        """Queue a job by dotted path, so the web process never imports worker code."""
+        kwargs: dict[str, Any] = {"job_id": job_id, "retry": self.retry(),
+                                  "failure_ttl": 30 * 86400}
+        if delay:
+            from datetime import timedelta
+
+            self.queue.enqueue_in(timedelta(seconds=delay), func, *args, **kwargs)
+        else:
+            self.queue.enqueue(func, *args, at_front=at_front, **kwargs)

@@ -1,0 +1,157 @@
+"""Message records: every SMS in or out, with its channel, attempts, provider id and delivery status."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from gateway import clock
+from gateway.context import Hotline
+from gateway.phones import mask
+from gateway.store import KEYS
+
+log = logging.getLogger(__name__)
+
+# queued -> sending -> sent -> delivered | undelivered | failed; or optedout; inbound: received
+STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed", "optedout",
+            "received")
+FINAL = ("delivered", "undelivered", "failed", "optedout", "received")
+# Kinds that still go to a number that texted STOP.
+ALWAYS_SENT = ("optout",)
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    direction: str
+    to: str
+    body: str
+    kind: str
+    status: str
+    created_at: float
+    sender: str = ""
+    channel: str = ""
+    ticket: str = ""
+    notice: str = ""
+    attempts: int = 0
+    provider_id: str = ""
+    error: str = ""
+    updated_at: float | None = None
+
+    @classmethod
+    def from_hash(cls, d: dict[str, str]) -> Message:
+        return cls(
+            id=d["id"], direction=d.get("direction", "out"), to=d.get("to", ""),
+            body=d.get("body", ""), kind=d.get("kind", ""), status=d.get("status", "queued"),
+            created_at=float(d.get("created_at") or 0), sender=d.get("sender", ""),
+            channel=d.get("channel", ""), ticket=d.get("ticket", ""), notice=d.get("notice", ""),
+            attempts=int(d.get("attempts") or 0), provider_id=d.get("provider_id", ""),
+            error=d.get("error", ""),
+            updated_at=float(d["updated_at"]) if d.get("updated_at") else None,
+        )
+
+    def to_json(self, hl: Hotline) -> dict[str, Any]:
+        data = asdict(self)
+        data["created_at"] = clock.local_iso(self.created_at, hl.settings.tz)
+        data["updated_at"] = clock.local_iso(self.updated_at, hl.settings.tz)
+        return data
+
+
+def get(hl: Hotline, mid: str) -> Message | None:
+    data = hl.r.hgetall(KEYS.message(mid))
+    return Message.from_hash(data) if data else None
+
+
+def by_provider_id(hl: Hotline, provider_id: str) -> Message | None:
+    mid = hl.r.get(KEYS.message_by_sid(provider_id))
+    return get(hl, mid) if mid else None
+
+
+def opted_out(hl: Hotline, phone: str) -> bool:
+    return bool(hl.r.sismember(KEYS.optout, phone))
+
+
+def set_opt_out(hl: Hotline, phone: str, out: bool) -> None:
+    if out:
+        hl.r.sadd(KEYS.optout, phone)
+    else:
+        hl.r.srem(KEYS.optout, phone)
+
+
+def _new(hl: Hotline, fields: dict[str, str]) -> Message:
+    now = clock.timestamp()
+    mid = f"m{hl.r.incr(KEYS.seq('message'))}"
+    record = {"id": mid, "created_at": str(now), "updated_at": str(now), **fields}
+    with hl.r.pipeline(transaction=True) as pipe:
+        pipe.hset(KEYS.message(mid), mapping=record)
+        pipe.zadd(KEYS.messages, {mid: now})
+        pipe.zadd(KEYS.messages_by_status(record["status"]), {mid: now})
+        if record.get("provider_id"):
+            pipe.set(KEYS.message_by_sid(record["provider_id"]), mid)
+        pipe.execute()
+    return Message.from_hash(record)
+
+
+def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
+              notice: str = "", delay: float | None = None) -> Message:
+    """Record an outbound SMS and queue its sending; a number that opted out gets nothing."""
+    status = "queued"
+    if kind not in ALWAYS_SENT and opted_out(hl, to):
+        status = "optedout"
+    message = _new(hl, {"direction": "out", "to": to, "body": body, "kind": kind,
+                        "status": status, "ticket": ticket, "notice": notice,
+                        "channel": hl.settings.sms_channel, "attempts": "0"})
+    if status == "queued":
+        hl.enqueue("workers.messages.send_message", message.id, job_id=f"send-{message.id}",
+                   delay=delay)
+    log.info("sms %s to %s: %s (%s)", message.id, mask(to), kind, status)
+    return message
+
+
+def record_inbound(hl: Hotline, sender: str, body: str, *, channel: str,
+                   provider_id: str = "", to: str = "") -> Message:
+    return _new(hl, {"direction": "in", "to": to, "sender": sender, "body": body,
+                     "kind": "inbound", "status": "received", "channel": channel,
+                     "provider_id": provider_id})
+
+
+def update(hl: Hotline, mid: str, **changes: str | int) -> Message | None:
+    """Change a record's fields; a status change moves it between the status indexes."""
+    key = KEYS.message(mid)
+    old = hl.r.hgetall(key)
+    if not old:
+        return None
+    now = clock.timestamp()
+    fields = {k: str(v) for k, v in changes.items()} | {"updated_at": str(now)}
+    with hl.r.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping=fields)
+        new_status = fields.get("status")
+        if new_status and new_status != old.get("status"):
+            created = float(old.get("created_at") or now)
+            pipe.zrem(KEYS.messages_by_status(old.get("status", "")), mid)
+            pipe.zadd(KEYS.messages_by_status(new_status), {mid: created})
+        if fields.get("provider_id"):
+            pipe.set(KEYS.message_by_sid(fields["provider_id"]), mid)
+        pipe.execute()
+    return Message.from_hash({**old, **fields})
+
+
+def list_messages(hl: Hotline, *, status: str | None = None, limit: int = 200,
+                  since: float | None = None) -> list[Message]:
+    key = KEYS.messages_by_status(status) if status else KEYS.messages
+    ids = hl.r.zrevrangebyscore(key, "+inf", since if since is not None else "-inf",
+                                start=0, num=limit)
+    pipe = hl.r.pipeline(transaction=False)
+    for mid in ids:
+        pipe.hgetall(KEYS.message(mid))
+    return [Message.from_hash(d) for d in pipe.execute() if d]
+
+
+def outbox(hl: Hotline, phone: str, limit: int = 50) -> list[Message]:
+    """What the outbox channel 'delivered' to a number, newest first (the simulator's inbox)."""
+    ids = hl.r.lrange(KEYS.outbox(phone), 0, limit - 1)
+    pipe = hl.r.pipeline(transaction=False)
+    for mid in ids:
+        pipe.hgetall(KEYS.message(mid))
+    return [Message.from_hash(d) for d in pipe.execute() if d]

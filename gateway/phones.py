@@ -1,0 +1,89 @@
+"""Phone numbers: every written form villagers and spreadsheets use, made E.164, masked for logs."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+_EXCEL_FLOAT = re.compile(r"^\d+\.0+$")
+_INTL_ZEROS = re.compile(r"^00(?=[1-9])")
+
+
+class BadPhone(ValueError):
+    """A number that is not a valid phone number; the message says why, in plain words."""
+
+
+def normalise(raw: object, region: str = "CN") -> str:
+    """Return `raw` as E.164 (``+8613800001234``) or raise `BadPhone` with the reason."""
+    text = unicodedata.normalize("NFKC", str(raw if raw is not None else "")).strip()
+    if not text:
+        raise BadPhone("empty")
+    if _EXCEL_FLOAT.match(text):
+        text = text.split(".", 1)[0]  # Excel stored the number as 13800001234.0
+    text = _INTL_ZEROS.sub("+", text)  # 0086 138... is +86 138...
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        raise BadPhone(f"not a phone number: {exc.args[0] if exc.args else text}") from None
+    if not phonenumbers.is_possible_number(number):
+        raise BadPhone("wrong number of digits")
+    if not phonenumbers.is_valid_number(number):
+        raise BadPhone("not a number in use in its country")
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def try_normalise(raw: object, region: str = "CN") -> str | None:
+    """E.164, or None for anything that is not a valid number."""
+    try:
+        return normalise(raw, region)
+    except BadPhone:
+        return None
+
+
+def is_mobile(e164: str) -> bool:
+    """True when the number can receive SMS (mobile, or of a type that may be mobile)."""
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(e164))
+    except NumberParseException:
+        return False
+    return kind in (
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+
+
+def mask(e164: str | None) -> str:
+    """``+86 138****1234``: enough to tell numbers apart in a log, not enough to ring one."""
+    if not e164:
+        return "-"
+    try:
+        number = phonenumbers.parse(e164)
+    except NumberParseException:
+        digits = re.sub(r"\D", "", e164)
+        return f"***{digits[-2:]}" if digits else "***"
+    national = str(number.national_number)
+    if len(national) <= 6:
+        shown = national[:1] + "*" * (len(national) - 3) + national[-2:]
+    else:
+        shown = national[:3] + "*" * (len(national) - 7) + national[-4:]
+    return f"+{number.country_code} {shown}"
+
+
+_LONG_DIGITS = re.compile(r"\+?\d[\d \-]{6,}\d")
+
+
+def mask_text(text: str) -> str:
+    """Mask every phone-like run of digits inside a free text (for log lines)."""
+    return _LONG_DIGITS.sub(lambda m: mask(try_normalise(m.group(0)) or m.group(0)), text)
+
+
+def spoken_digits(e164: str) -> str:
+    """The national number for reading aloud or printing (``138 0000 1234``)."""
+    try:
+        number = phonenumbers.parse(e164)
+    except NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)

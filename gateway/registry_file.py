@@ -1,0 +1,293 @@
+"""Reading a village's ledger from CSV or XLSX: every row checked, and all rows stored or none."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from gateway import phones
+from gateway.registry import GROUPS, Person
+from gateway.store import KEYS, Pipeline, Redis
+
+HEADERS = {
+    "village": ("village", "村(社区)", "村", "社区", "嘎查"),
+    "grid": ("grid", "网格"),
+    "name": ("name", "姓名"),
+    "phone": ("phone", "电话", "手机", "联系电话"),
+    "role": ("role", "身份"),
+    "groups": ("groups", "类别"),
+    "address": ("address", "地址"),
+    "notes": ("notes", "备注"),
+    "town": ("town", "乡镇(街道)", "乡镇", "苏木"),
+    "contact": ("contact", "联系人"),
+    "language": ("language", "语言"),
+}
+REQUIRED = ("village", "grid", "name", "phone", "role", "groups", "address", "notes")
+
+ROLE_WORDS = {
+    "resident": "resident", "居民": "resident",
+    "volunteer": "volunteer", "队员": "volunteer", "志愿者": "volunteer",
+    "grid_worker": "grid_worker", "网格员": "grid_worker",
+    "leader": "leader", "队长": "leader",
+    "head": "head", "村干部": "head",
+    "duty": "duty", "值班": "duty",
+}
+GROUP_WORDS = {g: g for g in GROUPS} | {
+    "老年人": "elderly", "残疾人": "disabled", "独居": "alone", "居家治疗": "home_care",
+    "低保": "low_income", "特困": "extreme_poverty", "五保": "extreme_poverty",
+    "留守": "left_behind",
+}
+LANGUAGE_WORDS = {
+    "zh": "zh", "中文": "zh", "汉语": "zh", "普通话": "zh", "mandarin": "zh", "chinese": "zh",
+    "en": "en", "英语": "en", "english": "en",
+    "mn": "mn", "蒙古语": "mn", "蒙语": "mn", "mongolian": "mn",
+}
+_GROUP_SPLIT = re.compile(r"[;；,，、]")
+
+
+class RegistryFileError(Exception):
+    """The file as a whole cannot be read (not a spreadsheet, no header, missing columns)."""
+
+
+@dataclass
+class ImportReport:
+    """What an import found and did: bad rows (then nothing stored), or the counts."""
+
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _canon(header: object) -> str:
+    return unicodedata.normalize("NFKC", str(header or "")).strip().lower().replace(" ", "")
+
+
+_HEADER_INDEX = {_canon(alias): key for key, aliases in HEADERS.items() for alias in aliases}
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (row number as a spreadsheet shows it, {column: text}) for each non-empty row."""
+    raw_rows = _read_xlsx(path) if path.suffix.lower() in (".xlsx", ".xlsm") else _read_csv(path)
+    try:
+        header = next(raw_rows)
+    except StopIteration:
+        raise RegistryFileError("the file is empty") from None
+    columns = [_HEADER_INDEX.get(_canon(h)) for h in header]
+    unknown = [str(h) for h, c in zip(header, columns, strict=True) if c is None and str(h).strip()]
+    missing = [k for k in REQUIRED if k not in columns]
+    if missing:
+        extra = f"; unknown columns: {', '.join(unknown)}" if unknown else ""
+        raise RegistryFileError(f"missing columns: {', '.join(missing)}{extra}")
+    for number, values in enumerate(raw_rows, start=2):
+        row = {c: _cell(v) for c, v in zip(columns, values, strict=False) if c}
+        if any(row.values()):
+            yield number, row
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _read_csv(path: Path) -> Iterator[list[object]]:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise RegistryFileError("not UTF-8 text: save the sheet as CSV UTF-8, or as XLSX") from None
+    except OSError as exc:
+        raise RegistryFileError(f"cannot read {path}: {exc.strerror}") from None
+    if "\x00" in text:
+        raise RegistryFileError("not a CSV file (binary content)")
+    for row in csv.reader(io.StringIO(text)):
+        yield list(row)
+
+
+def _read_xlsx(path: Path) -> Iterator[list[object]]:
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise RegistryFileError(f"not a readable XLSX file: {exc}") from None
+    try:
+        sheet = book.worksheets[0]
+        for values in sheet.iter_rows(values_only=True):
+            yield list(values)
+    finally:
+        book.close()
+
+
+def parse_row(row: dict[str, str], region: str) -> tuple[Person | None, list[str]]:
+    """A `Person` from one row, or the reasons it is refused."""
+    problems: list[str] = []
+    role = ROLE_WORDS.get(row.get("role", "").strip().lower())
+    if role is None:
+        problems.append(f"unknown role {row.get('role', '')!r}" if row.get("role")
+                        else "role is empty")
+    name = row.get("name", "")
+    if not name:
+        problems.append("name is empty")
+    phone = ""
+    try:
+        phone = phones.normalise(row.get("phone", ""), region)
+    except phones.BadPhone as exc:
+        problems.append(f"phone {row.get('phone', '')!r}: {exc}")
+    village, grid, town = row.get("village", ""), row.get("grid", ""), row.get("town", "")
+    if role != "duty" and not village:
+        problems.append("village is empty")
+    if role in ("resident", "volunteer", "grid_worker", "leader") and not grid:
+        problems.append("grid is empty")
+    if role == "duty" and not (village or town):
+        problems.append("a duty row needs its town or village")
+    groups: list[str] = []
+    for word in filter(None, (w.strip().lower() for w in _GROUP_SPLIT.split(row.get("groups", "")))):
+        if word not in GROUP_WORDS:
+            problems.append(f"unknown group {word!r}")
+        elif GROUP_WORDS[word] not in groups:
+            groups.append(GROUP_WORDS[word])
+    contact_name, contact_phone = "", ""
+    if row.get("contact"):
+        contact_name, contact_phone, problem = _contact(row["contact"], region)
+        if problem:
+            problems.append(problem)
+    language = ""
+    if row.get("language"):
+        language = LANGUAGE_WORDS.get(row["language"].strip().lower(), "")
+        if not language:
+            problems.append(f"unknown language {row['language']!r}")
+    if problems or role is None:
+        return None, problems
+    return Person(
+        phone=phone, name=name, role=role, village=village, town=town, grid=grid,
+        groups=tuple(groups), address=row.get("address", ""), notes=row.get("notes", ""),
+        contact_name=contact_name, contact_phone=contact_phone, language=language,
+    ), []
+
+
+_PHONE_IN_TEXT = re.compile(r"[+＋0-9０-９][0-9０-９ \-－]{5,}[0-9０-９]")
+
+
+def _contact(text: str, region: str) -> tuple[str, str, str]:
+    match = _PHONE_IN_TEXT.search(text)
+    if not match:
+        return text.strip(), "", f"contact {text!r} has no phone number"
+    phone = phones.try_normalise(match.group(0), region)
+    if not phone:
+        return "", "", f"contact phone {match.group(0)!r} is not a valid number"
+    name = (text[: match.start()] + text[match.end():]).strip(" :：,，;；()（）")
+    return name, phone, ""
+
+
+def check_file(path: Path, region: str) -> tuple[list[tuple[int, Person]], list[tuple[int, str]]]:
+    """Parse every row; return the people and every bad row with its reasons."""
+    good: list[tuple[int, Person]] = []
+    errors: list[tuple[int, str]] = []
+    first_row: dict[str, int] = {}
+    for number, row in read_rows(path):
+        person, problems = parse_row(row, region)
+        if person and person.phone in first_row:
+            problems = [f"phone {person.phone} is already on row {first_row[person.phone]}"]
+            person = None
+        if person is None:
+            errors.append((number, "; ".join(problems)))
+            continue
+        first_row[person.phone] = number
+        good.append((number, person))
+    if not good and not errors:
+        raise RegistryFileError("the file has a header but no rows")
+    return good, errors
+
+
+def import_file(r: Redis, path: Path, region: str) -> ImportReport:
+    """Import all rows of `path`, or none if any is bad."""
+    good, errors = check_file(path, region)
+    if errors:
+        return ImportReport(errors=errors)
+    return store_people(r, [p for _, p in good])
+
+
+def store_people(r: Redis, rows: list[Person]) -> ImportReport:
+    """Write the people in one MULTI; a person whose row moved leaves their old team.
+
+    Imports are an office task run by one person at a time, so the plan is read
+    first and written in one transaction, without optimistic locking.
+    """
+    report = ImportReport()
+    village_ids: dict[str, str] = dict(r.hgetall(KEYS.villages))
+    next_id = int(r.get(KEYS.seq("village")) or 0)
+    towns = {vid: r.hget(KEYS.village(vid), "town") or "" for vid in set(village_ids.values())}
+    for p in rows:
+        if p.village and p.village not in village_ids:
+            next_id += 1
+            village_ids[p.village] = f"v{next_id}"
+        if p.village and p.town:
+            towns[village_ids[p.village]] = p.town
+    olds = people_before(r, [p.phone for p in rows])
+    with r.pipeline(transaction=True) as pipe:
+        pipe.set(KEYS.seq("village"), next_id)
+        for name, vid in village_ids.items():
+            pipe.hset(KEYS.villages, name, vid)
+            pipe.hset(KEYS.village(vid), mapping={"name": name, "town": towns.get(vid, "")})
+        for order, row in enumerate(rows, start=1):
+            vid = village_ids.get(row.village, "")
+            person = replace(row, village_id=vid, town=row.town or towns.get(vid, ""), order=order)
+            old = olds.get(person.phone)
+            if old == person:
+                report.unchanged += 1
+                continue
+            if old is None:
+                report.added += 1
+            else:
+                report.updated += 1
+                _unplace(pipe, old)
+            pipe.hset(KEYS.person(person.phone), mapping=person.to_hash())
+            pipe.sadd(KEYS.people, person.phone)
+            _place(pipe, person)
+        pipe.execute()
+    return report
+
+
+def people_before(r: Redis, numbers: list[str]) -> dict[str, Person]:
+    pipe = r.pipeline(transaction=False)
+    for phone in numbers:
+        pipe.hgetall(KEYS.person(phone))
+    return {p: Person.from_hash(d) for p, d in zip(numbers, pipe.execute(), strict=True) if d}
+
+
+def _memberships(p: Person) -> list[str]:
+    """The sorted sets that list this person, by role."""
+    if p.role in ("volunteer", "grid_worker", "leader"):
+        keys = [KEYS.team(p.village_id, p.grid)]
+    elif p.role == "head":
+        keys = [KEYS.heads(p.village_id)]
+    elif p.role == "duty":
+        keys = [KEYS.duty(p.town), KEYS.duty_all]
+    else:
+        keys = [KEYS.residents(p.village_id)]
+    return keys
+
+
+def _unplace(pipe: Pipeline, p: Person) -> None:
+    for key in _memberships(p):
+        pipe.zrem(key, p.phone)
+
+
+def _place(pipe: Pipeline, p: Person) -> None:
+    for key in _memberships(p):
+        pipe.zadd(key, {p.phone: p.order})
+    if p.village_id and p.grid:
+        pipe.zadd(KEYS.grids(p.village_id), {p.grid: p.order}, nx=True)

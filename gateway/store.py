@@ -1,0 +1,212 @@
+"""The Redis store: the one module that knows key names, and how the gateway connects.
+
+Every key lives under the prefix (default ``hl:``) so one Redis can be shared.
+RQ keeps its own ``rq:`` keys beside them.
+
+Keys (``{p}`` is the prefix):
+
+==================================  =======  ==================================================
+key                                 type     holds
+==================================  =======  ==================================================
+{p}person:{e164}                    hash     one registry row: name, role, village, grid, ...
+{p}people                           set      every registered number
+{p}village:{id}                     hash     name, town
+{p}villages                         hash     village name -> id
+{p}village:{id}:grids               zset     grid names in registry order
+{p}team:{vid}:{grid}                zset     team members' numbers, score = registry order
+{p}heads:{vid}                      zset     village heads' numbers
+{p}duty:{town}                      zset     the township duty list
+{p}duty                             zset     everyone on any duty list (triage)
+{p}residents:{vid}                  zset     residents' numbers
+{p}seq:{name}                       string   counters (ticket codes, villages, messages)
+{p}ticket:{code}                    hash     a ticket's fields
+{p}ticket:{code}:history            list     JSON entries: at, who, what, note
+{p}ticket:{code}:offered            zset     numbers the ticket was offered to, by time
+{p}tickets                          zset     every ticket code by created time
+{p}tickets:status:{status}          zset     codes by created time, per status
+{p}tickets:village:{vid}            zset     codes by created time, per village (or "triage")
+{p}tickets:caller:{e164}            zset     a caller's codes by created time
+{p}tickets:assignee:{e164}          zset     codes a volunteer has taken and not closed
+{p}offers:{e164}                    zset     codes offered to a volunteer and still open
+{p}msg:{id}                         hash     an outbound or inbound message record
+{p}msgs                             zset     message ids by created time
+{p}msgs:status:{status}             zset     message ids by created time, per status
+{p}msg:sid:{provider_sid}           string   provider id -> message id
+{p}outbox:{e164}                    list     message ids the outbox channel "delivered"
+{p}optout                           set      numbers that texted STOP
+{p}seen:{kind}:{id}                 string   a webhook already handled (TTL)
+{p}rate:{name}:{window}             string   counters for pacing and inbound limits (TTL)
+{p}notice:{id}                      hash     a notice
+{p}notices                          zset     notice ids by created time
+{p}notices:village:{vid}            zset     notice ids per village
+{p}notice:{id}:deliveries           hash     number -> message id
+{p}user:{name}                      hash     a dashboard account
+{p}users                            set      account names
+{p}call:{sid}                       hash     voice call state between webhook steps
+==================================  =======  ==================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    # redis-py types every reply as bytes | str | Awaitable[...]; our clients decode replies
+    # to str, so replies are treated as untyped and converted where they are used.
+    Redis = Any
+    Pipeline = Any
+else:
+    Redis = redis.Redis
+    Pipeline = redis.client.Pipeline
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Builds every key name; nothing else spells one out."""
+
+    prefix: str = "hl:"
+
+    def person(self, phone: str) -> str:
+        return f"{self.prefix}person:{phone}"
+
+    @property
+    def people(self) -> str:
+        return f"{self.prefix}people"
+
+    def village(self, vid: str) -> str:
+        return f"{self.prefix}village:{vid}"
+
+    @property
+    def villages(self) -> str:
+        return f"{self.prefix}villages"
+
+    def grids(self, vid: str) -> str:
+        return f"{self.prefix}village:{vid}:grids"
+
+    def team(self, vid: str, grid: str) -> str:
+        return f"{self.prefix}team:{vid}:{grid}"
+
+    def heads(self, vid: str) -> str:
+        return f"{self.prefix}heads:{vid}"
+
+    def duty(self, town: str) -> str:
+        return f"{self.prefix}duty:{town}"
+
+    @property
+    def duty_all(self) -> str:
+        return f"{self.prefix}duty"
+
+    def residents(self, vid: str) -> str:
+        return f"{self.prefix}residents:{vid}"
+
+    def seq(self, name: str) -> str:
+        return f"{self.prefix}seq:{name}"
+
+    def ticket(self, code: str) -> str:
+        return f"{self.prefix}ticket:{code}"
+
+    def history(self, code: str) -> str:
+        return f"{self.prefix}ticket:{code}:history"
+
+    def offered(self, code: str) -> str:
+        return f"{self.prefix}ticket:{code}:offered"
+
+    @property
+    def tickets(self) -> str:
+        return f"{self.prefix}tickets"
+
+    def tickets_by_status(self, status: str) -> str:
+        return f"{self.prefix}tickets:status:{status}"
+
+    def tickets_by_village(self, vid: str) -> str:
+        return f"{self.prefix}tickets:village:{vid}"
+
+    def tickets_by_caller(self, phone: str) -> str:
+        return f"{self.prefix}tickets:caller:{phone}"
+
+    def tickets_by_assignee(self, phone: str) -> str:
+        return f"{self.prefix}tickets:assignee:{phone}"
+
+    def offers(self, phone: str) -> str:
+        return f"{self.prefix}offers:{phone}"
+
+    def message(self, mid: str) -> str:
+        return f"{self.prefix}msg:{mid}"
+
+    @property
+    def messages(self) -> str:
+        return f"{self.prefix}msgs"
+
+    def messages_by_status(self, status: str) -> str:
+        return f"{self.prefix}msgs:status:{status}"
+
+    def message_by_sid(self, sid: str) -> str:
+        return f"{self.prefix}msg:sid:{sid}"
+
+    def outbox(self, phone: str) -> str:
+        return f"{self.prefix}outbox:{phone}"
+
+    @property
+    def optout(self) -> str:
+        return f"{self.prefix}optout"
+
+    def seen(self, kind: str, ident: str) -> str:
+        return f"{self.prefix}seen:{kind}:{ident}"
+
+    def rate(self, name: str, window: int | str) -> str:
+        return f"{self.prefix}rate:{name}:{window}"
+
+    def notice(self, nid: str) -> str:
+        return f"{self.prefix}notice:{nid}"
+
+    @property
+    def notices(self) -> str:
+        return f"{self.prefix}notices"
+
+    def notices_by_village(self, vid: str) -> str:
+        return f"{self.prefix}notices:village:{vid}"
+
+    def deliveries(self, nid: str) -> str:
+        return f"{self.prefix}notice:{nid}:deliveries"
+
+    def user(self, name: str) -> str:
+        return f"{self.prefix}user:{name}"
+
+    @property
+    def users(self) -> str:
+        return f"{self.prefix}users"
+
+    def call(self, sid: str) -> str:
+        return f"{self.prefix}call:{sid}"
+
+
+KEYS = Keys()
+
+
+def connect(url: str) -> Redis:
+    """A client that returns str, not bytes; RQ gets its own bytes client (see `rq_connection`)."""
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def rq_connection(url: str) -> redis.Redis:
+    """RQ stores pickled payloads, so its client must not decode responses."""
+    return redis.Redis.from_url(url, health_check_interval=30)
+
+
+def redis_url(settings: Settings) -> str:
+    """The URL to use: REDIS_URL, else the embedded server's socket (which must be started)."""
+    if settings.redis_url:
+        return settings.redis_url
+    from gateway.embedded import EmbeddedRedis
+
+    return EmbeddedRedis(settings.data_dir).url
+
+
+def first_seen(r: Redis, kind: str, ident: str, ttl: int = 7 * 86400) -> bool:
+    """True the first time (kind, ident) is seen within `ttl`: the webhook de-duplicator."""
+    return bool(r.set(KEYS.seen(kind, ident), "1", nx=True, ex=ttl))
