@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -28,7 +26,6 @@ def create_app(settings: Settings | None = None, url: str = "") -> Flask:
             x_host=settings.trusted_proxies, x_prefix=settings.trusted_proxies)
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
-    logging.getLogger("gateway").setLevel(logging.INFO)
     return app
 
 

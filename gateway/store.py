@@ -188,14 +188,35 @@ class Keys:
 KEYS = Keys()
 
 
+def _client(url: str, decode: bool) -> redis.Redis:
+    """A client for `url`; ``redis+sentinel://h1:26379,h2:26379/mymaster/0`` asks Sentinel
+    for the current master, so a failover needs no restart."""
+    if url.startswith("redis+sentinel://"):
+        from urllib.parse import urlsplit
+
+        from redis.sentinel import Sentinel
+
+        parts = urlsplit(url)
+        hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]) if ":" in h else 26379)
+                 for h in parts.netloc.rsplit("@", 1)[-1].split(",")]
+        path = [p for p in parts.path.split("/") if p]
+        if not path:
+            raise ValueError("a sentinel URL names its master: redis+sentinel://host:26379/mymaster")
+        sentinel = Sentinel(hosts, socket_timeout=2, password=parts.password,
+                            sentinel_kwargs={"password": parts.password} if parts.password else None)
+        return sentinel.master_for(path[0], db=int(path[1]) if len(path) > 1 else 0,
+                                   decode_responses=decode)
+    return redis.Redis.from_url(url, decode_responses=decode, health_check_interval=30)
+
+
 def connect(url: str) -> Redis:
     """A client that returns str, not bytes; RQ gets its own bytes client (see `rq_connection`)."""
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    return _client(url, decode=True)
 
 
 def rq_connection(url: str) -> redis.Redis:
     """RQ stores pickled payloads, so its client must not decode responses."""
-    return redis.Redis.from_url(url, health_check_interval=30)
+    return _client(url, decode=False)
 
 
 def redis_url(settings: Settings) -> str:

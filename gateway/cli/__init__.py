@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from gateway import logs
 from gateway.settings import ConfigError
 
 # Each area keeps its commands in a module of its own, exposing `commands`.
@@ -32,6 +33,7 @@ for _area in AREAS:
 
 
 def main() -> None:
+    logs.setup()
     try:
         cli(standalone_mode=True)
     except ConfigError as exc:

@@ -1,0 +1,1 @@
+"""Benchmarks run by `make bench`: figures reported as ratios to baselines measured in the same run."""

@@ -1,0 +1,122 @@
+"""`make bench`: every figure beside its same-run baseline, printed as a table and written as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway.embedded import EmbeddedRedis
+from gateway.registry_file import import_file
+from gateway.store import connect
+from tests.bench import webhooks
+
+PUBLIC_URL = "https://hotline.example.org"
+TOKEN = "bench-token"
+CALLER = "+8613900000001"  # a resident of the sample ledger
+
+
+def stranger(i: int) -> str:
+    return f"+86137{i:08d}"
+
+
+def bench_webhooks(env: dict[str, str], tmp: Path, seconds: int, connections: int,
+                   count: int) -> dict[str, Any]:
+    """/twilio/voice and /twilio/sms under gunicorn, each after a baseline run."""
+    def voice(i: int) -> dict[str, str]:
+        return {"CallSid": f"CAbench{i:010d}", "From": CALLER, "To": "+8647100000000",
+                "CallStatus": "ringing", "AccountSid": "ACbench", "Direction": "inbound"}
+
+    def sms(i: int) -> dict[str, str]:
+        return {"MessageSid": f"SMbench{i:010d}", "From": stranger(i), "To": "+8647100000000",
+                "Body": "1 要降压药", "NumMedia": "0", "AccountSid": "ACbench"}
+
+    results: dict[str, Any] = {}
+    with webhooks.gunicorn(env) as base:
+        for name, route, params in (("voice", "/twilio/voice", voice),
+                                    ("sms", "/twilio/sms", sms)):
+            base_file, target_file = tmp / f"{name}-baseline.txt", tmp / f"{name}.txt"
+            webhooks.write_requests(base_file, PUBLIC_URL, TOKEN, "/bench/baseline", count,
+                                    params)
+            webhooks.write_requests(target_file, PUBLIC_URL, TOKEN, route, count, params)
+            webhooks.wrk(base, base_file, 2, connections)  # warm-up
+            baseline = webhooks.wrk(base, base_file, seconds, connections)
+            target = webhooks.wrk(base, target_file, seconds, connections)
+            results[name] = {
+                "baseline": baseline, "endpoint": target,
+                "throughput_ratio": target["rps"] / baseline["rps"],
+                "p99_ratio": target["p99_ms"] / baseline["p99_ms"],
+            }
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--seconds", type=int, default=8, help="length of each load run")
+    parser.add_argument("--connections", type=int, default=50, help="requests in flight")
+    parser.add_argument("--only", nargs="*", help="webhooks, e2e, pacing, render")
+    parser.add_argument("--json", default="bench-results.json")
+    args = parser.parse_args()
+    only = set(args.only or ("webhooks", "e2e", "pacing", "render"))
+    report: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                              "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as scratch:
+        tmp = Path(scratch)
+        server = EmbeddedRedis(tmp / "redis")
+        server.start()
+        try:
+            r = connect(server.url)
+            import_file(r, Path(__file__).resolve().parents[2] / "gateway" / "sample_registry.csv",
+                        "CN")
+            env = {**os.environ, "REDIS_URL": server.url, "HOTLINE_DATA_DIR": str(tmp / "data"),
+                   "HOTLINE_PUBLIC_URL": PUBLIC_URL, "TWILIO_AUTH_TOKEN": TOKEN,
+                   "HOTLINE_SMS_CHANNEL": "outbox", "HOTLINE_SMS_RATE": "0",
+                   "HOTLINE_INBOUND_LIMIT": "1000000", "HOTLINE_LOG_LEVEL": "WARNING"}
+            if "webhooks" in only:
+                report["webhooks"] = bench_webhooks(env, tmp, args.seconds, args.connections,
+                                                    count=60000)
+            for part in ("e2e", "pacing", "render"):
+                if part in only:
+                    report[part] = _optional(part, env, tmp)
+        finally:
+            server.stop()
+    Path(args.json).write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    print_table(report)
+    print(f"\nwritten to {args.json}")
+    return 0
+
+
+def _optional(part: str, env: dict[str, str], tmp: Path) -> dict[str, Any]:
+    import importlib
+
+    module = importlib.import_module(f"tests.bench.{part}")
+    result: dict[str, Any] = module.run(env, tmp)
+    return result
+
+
+def print_table(report: dict[str, Any]) -> None:
+    rows: list[tuple[str, str, str, str]] = []
+    for name, r in report.get("webhooks", {}).items():
+        rows.append((f"/twilio/{name} req/s", f"{r['endpoint']['rps']:.0f}",
+                     f"{r['baseline']['rps']:.0f}", f"{r['throughput_ratio']:.2f}x"))
+        rows.append((f"/twilio/{name} p50 ms", f"{r['endpoint']['p50_ms']:.1f}",
+                     f"{r['baseline']['p50_ms']:.1f}",
+                     f"{r['endpoint']['p50_ms'] / r['baseline']['p50_ms']:.2f}x"))
+        rows.append((f"/twilio/{name} p99 ms", f"{r['endpoint']['p99_ms']:.1f}",
+                     f"{r['baseline']['p99_ms']:.1f}", f"{r['p99_ratio']:.2f}x"))
+    for part in ("e2e", "pacing", "render"):
+        for label, (value, base, ratio) in report.get(part, {}).get("rows", {}).items():
+            rows.append((label, value, base, ratio))
+    width = max((len(r[0]) for r in rows), default=10)
+    print(f"{'figure':<{width}}  {'measured':>10}  {'baseline':>10}  {'ratio':>7}")
+    for label, value, base, ratio in rows:
+        print(f"{label:<{width}}  {value:>10}  {base:>10}  {ratio:>7}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""The app as gunicorn serves it for benchmarks, plus a bare baseline: signature check and fixed TwiML."""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from gateway.app import create_app
+from gateway.channels.twilio.signature import require_signature
+
+FIXED = '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="zh-CN">好</Say></Response>'
+
+
+def create() -> Flask:
+    app = create_app()
+
+    @app.post("/bench/baseline")
+    @require_signature
+    def baseline() -> Response:
+        return Response(FIXED, mimetype="text/xml")
+
+    return app

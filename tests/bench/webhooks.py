@@ -1,0 +1,90 @@
+"""Throughput and latency of the webhooks under gunicorn, each beside the bare baseline in the same run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from twilio.request_validator import RequestValidator
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], processes: int = 2, threads: int = 8) -> Iterator[str]:
+    """The bench app under gunicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
+         str(processes), "--threads", str(threads), "--worker-class", "gthread",
+         "--log-level", "warning", "tests.bench.app:create()"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    raise RuntimeError(f"gunicorn did not start: {err[-500:]}") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def write_requests(path: Path, public_url: str, token: str, route: str, count: int,
+                   params_for: Callable[[int], dict[str, str]]) -> None:
+    """`count` distinct requests to `route`, each signed exactly as Twilio signs."""
+    validator = RequestValidator(token)
+    with path.open("w") as fh:
+        for i in range(count):
+            params = params_for(i)
+            signature = validator.compute_signature(public_url + route, params)
+            fh.write(f"{route}\t{signature}\t{urllib.parse.urlencode(params)}\n")
+
+
+def wrk(base: str, requests_file: Path, seconds: int, connections: int,
+        threads: int = 2) -> dict[str, float]:
+    """Run wrk with the replay script; return requests/s, p50 and p99 in milliseconds."""
+    binary = shutil.which("wrk")
+    if not binary:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    env = {**os.environ, "REQUESTS": str(requests_file), "WRK_THREADS": str(threads)}
+    out = subprocess.run(
+        [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
+         "-s", str(HERE / "webhooks.lua"), base],
+        env=env, capture_output=True, text=True, check=True).stdout
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "p99_ms": _ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        "non_2xx": float(m.group(1)) if (m := re.search(r"Non-2xx.*?(\d+)", out)) else 0.0,
+        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+    }
+
+
+def _ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
