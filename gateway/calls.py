@@ -1,0 +1,316 @@
+"""Voice calls between webhook steps: state in Redis, each step answered once, one ticket per call.
+
+The menu itself is `ivr` (pure). Here: the call's state under `KEYS.call(sid)` (a hash with a
+TTL: ``state`` JSON, ``twiml:<n>`` the answer to step n, ``claim:<n>``, ``ticket``, ``texted``,
+``recording``), the de-dup of a step delivered twice (same CallSid and step: the stored answer
+is returned, nothing changes), opening the ticket exactly once per call, the recording
+callback, and the missed-call ticket from the call's status callback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+import ivr
+from gateway import clock, messages, registry, texts, tickets
+from gateway.context import Hotline
+from gateway.phones import is_mobile, mask, try_normalise
+from gateway.settings import Settings
+from gateway.store import KEYS, Redis
+from ivr.machine import Call, Hangup, Prompt, Step, TicketIntent
+from ivr.twiml import Speaker, Spoken
+
+log = logging.getLogger(__name__)
+
+CALL_TTL = 2 * 86400        # recording and status callbacks may come minutes after the call
+MAX_CALL_SECONDS = 600      # on the menu longer than this, the call ends and a volunteer calls back
+WAIT_FOR_PEER = 3.0         # seconds a duplicate request waits for the first one's answer
+STAGES = ("menu", "confirm", "name", "voicemail")
+FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
+AUDIO_EXTENSIONS = ("mp3", "wav")
+_SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_AUDIO_PART = re.compile(r"^[^/\\]+$")
+
+
+# --- the webhook steps ---------------------------------------------------------------------
+
+def answer(hl: Hotline, form: Mapping[str, str]) -> str:
+    """POST /twilio/voice: the call is answered (step 0)."""
+    sid = _sid(form)
+    raw_from = (form.get("From") or "").strip()
+    caller = (try_normalise(raw_from[:40], hl.settings.default_region) or "") if raw_from else ""
+    person = registry.person(hl.r, caller) if caller else None
+    language = person.language if person and person.language in ("zh", "en") \
+        else hl.settings.language
+    first = ivr.start(caller, known=person is not None, village=person.village if person else "",
+                      mobile=bool(caller) and is_mobile(caller), language=language,
+                      now=clock.timestamp())
+    if not raw_from:
+        # No caller number at all is not something Twilio sends: apologise, then the menu.
+        first = Step(first.call, (Prompt("sorry"), *first.prompts), first.then,
+                     intro=first.intro[:1])
+    if sid is None:
+        return _render(hl.settings, first)
+    log.info("call %s from %s: answered (%s)", sid[-6:], mask(caller),
+             "known" if person else "unknown")
+    return _once(hl, sid, 0, lambda: first)
+
+
+def step(hl: Hotline, stage: str, step_no: str, form: Mapping[str, str]) -> str:
+    """POST /twilio/voice/<stage>?step=n: the caller pressed a key, was silent, or recorded."""
+    sid = _sid(form)
+    if sid is None:
+        return answer(hl, form)
+    n = int(step_no) if step_no.isdigit() and len(step_no) < 6 else -1
+    key = KEYS.call(sid)
+    stored = hl.r.hget(key, f"twiml:{n}")
+    if stored:
+        return str(stored)
+    raw = hl.r.hget(key, "state")
+    if raw is None:  # state expired or never made: start the menu again rather than drop them
+        return answer(hl, form)
+    call = Call.from_dict(json.loads(raw))
+    if n != call.step or stage != call.stage or stage not in STAGES:
+        return _latest(hl, sid, call)  # a stale or stray request changes nothing
+    if stage in ("name", "voicemail"):
+        event = ivr.event_of(None, recording=True, recording_url=form.get("RecordingUrl"))
+    else:
+        event = ivr.event_of(form.get("Digits"))
+
+    def compute() -> Step:
+        result = ivr.advance(call, event, now=clock.timestamp(), max_seconds=MAX_CALL_SECONDS)
+        log.info("call %s: step %s %s %s -> %s", sid[-6:], n, stage, type(event).__name__,
+                 result.call.stage)
+        if result.ticket is not None:
+            code, texted = open_call_ticket(hl, sid, result.call.caller, result.ticket)
+            return ivr.opened(result.call, result.ticket, code, texted=texted)
+        return result
+
+    return _once(hl, sid, n, compute)
+
+
+def recording(hl: Hotline, form: Mapping[str, str]) -> None:
+    """POST /twilio/voice/recording: the recording is ready; attach it to the call's ticket."""
+    sid = _sid(form)
+    url = (form.get("RecordingUrl") or "").strip()
+    status = (form.get("RecordingStatus") or "completed").strip().lower()
+    if sid is None or status != "completed" or not _is_url(url):
+        return
+    key = KEYS.call(sid)
+    with hl.r.pipeline(transaction=True) as pipe:
+        pipe.hset(key, "recording", url)
+        pipe.expire(key, CALL_TTL)
+        pipe.execute()
+    code = hl.r.hget(key, "ticket")
+    if code and code.isdigit():
+        _attach(hl, code, url)
+
+
+def call_status(hl: Hotline, form: dict[str, str]) -> None:
+    """The call's status callback: a caller who hung up before finishing gets a callback ticket.
+
+    Idempotent: a call has at most one ticket, and a caller with an open ticket gets none.
+    """
+    sid = _sid(form)
+    status = (form.get("CallStatus") or "").strip().lower()
+    direction = (form.get("Direction") or "inbound").strip().lower()
+    if sid is None or status not in FINAL_STATUSES or not direction.startswith("inbound"):
+        return
+    key = KEYS.call(sid)
+    if hl.r.hget(key, "ticket"):
+        return  # this call already made its ticket (or found one open)
+    raw = hl.r.hget(key, "state")
+    call = Call.from_dict(json.loads(raw)) if raw else None
+    if call is not None:
+        caller = call.caller
+    else:
+        raw_from = (form.get("From") or "").strip()[:40]
+        caller = (try_normalise(raw_from, hl.settings.default_region) or "") if raw_from else ""
+    recorded = hl.r.hget(key, "recording") or ""
+    if call is not None and call.stage in ("name", "voicemail") and (recorded or caller):
+        # Hung up while recording: the choice was made, so the ticket is theirs to have.
+        if recorded or not tickets.open_ticket_of(hl, caller):
+            open_call_ticket(hl, sid, caller, TicketIntent(call.category, recorded))
+        return
+    if not caller:
+        return  # nobody to call back
+    lock = KEYS.seen("missed-call", caller)
+    if not hl.r.set(lock, sid, nx=True, ex=60):
+        return  # another ring of the same caller is being handled right now
+    try:
+        existing = tickets.open_ticket_of(hl, caller)
+        if existing is not None:
+            hl.r.hsetnx(key, "ticket", f"open:{existing.code}")
+            hl.r.expire(key, CALL_TTL)
+            log.info("missed call %s from %s: already has #%s", sid[-6:], mask(caller),
+                     existing.code)
+            return
+        code, _ = open_call_ticket(hl, sid, caller, TicketIntent("callback"))
+        log.info("missed call %s from %s: callback ticket #%s", sid[-6:], mask(caller), code)
+    finally:
+        hl.r.delete(lock)
+
+
+def failure(settings: Settings) -> str:
+    """What a caller hears when the gateway itself fails (e.g. Redis is down)."""
+    call = Call(language=settings.language, stage="done")
+    return _render(settings, Step(call, (Prompt("failure"),), Hangup()))
+
+
+# --- one ticket per call -------------------------------------------------------------------
+
+def open_call_ticket(hl: Hotline, sid: str, caller: str, intent: TicketIntent) -> tuple[str, bool]:
+    """Open this call's ticket once (later callers get the same code); returns (code, texted)."""
+    key = KEYS.call(sid)
+    if hl.r.hsetnx(key, "ticket", "opening"):
+        hl.r.expire(key, CALL_TTL)
+        url = intent.recording_url or hl.r.hget(key, "recording") or ""
+        try:
+            ticket = tickets.open_ticket(hl, caller, intent.category, "voice", recording_url=url,
+                                         call_sid=sid)
+        except Exception:
+            hl.r.hdel(key, "ticket")  # let Twilio's retry try again
+            raise
+        texted = _text_code(hl, ticket)
+        hl.r.hset(key, mapping={"ticket": ticket.code, "texted": "1" if texted else ""})
+        late = hl.r.hget(key, "recording")  # the recording callback may have come meanwhile
+        if late and late != url:
+            _attach(hl, ticket.code, late)
+        return ticket.code, texted
+    code = _wait_for(hl.r, key, "ticket", lambda v: v != "opening") or ""
+    code = code.split(":", 1)[-1]
+    if intent.recording_url and code.isdigit():
+        _attach(hl, code, intent.recording_url)
+    return code, hl.r.hget(key, "texted") == "1"
+
+
+def _attach(hl: Hotline, code: str, url: str) -> None:
+    ticket = tickets.get(hl, code)
+    if ticket is not None and ticket.recording_url != url:
+        tickets.set_recording(hl, code, url)
+        log.info("ticket #%s: recording attached", code)
+
+
+def _text_code(hl: Hotline, ticket: tickets.Ticket) -> bool:
+    """A mobile caller also gets the code by SMS (a landline cannot)."""
+    caller = ticket.caller
+    if not caller or not is_mobile(caller) or messages.opted_out(hl, caller):
+        return False
+    body = texts.sms(hl.settings, "call_code", language=ticket.language or None,
+                     village=ticket.village, ticket=ticket)
+    messages.queue_sms(hl, caller, body, kind="call_code", ticket=ticket.code)
+    return True
+
+
+# --- answering each step once --------------------------------------------------------------
+
+def _once(hl: Hotline, sid: str, n: int, compute: Callable[[], Step]) -> str:
+    """Compute step n of the call once; a repeat of the same step gets the same TwiML."""
+    key = KEYS.call(sid)
+    if not hl.r.hsetnx(key, f"claim:{n}", "1"):
+        stored = _wait_for(hl.r, key, f"twiml:{n}", bool)
+        if stored:
+            return stored
+        raw = hl.r.hget(key, "state")
+        return _latest(hl, sid, Call.from_dict(json.loads(raw)) if raw else Call())
+    try:
+        result = compute()
+        xml = _render(hl.settings, result)
+    except Exception:
+        hl.r.hdel(key, f"claim:{n}")
+        raise
+    with hl.r.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={"state": json.dumps(result.call.to_dict(), ensure_ascii=False),
+                                f"twiml:{n}": xml})
+        pipe.expire(key, CALL_TTL)
+        pipe.execute()
+    return xml
+
+
+def _latest(hl: Hotline, sid: str, call: Call) -> str:
+    """The last answer given on this call: what a stray request hears again."""
+    for n in range(call.step - 1, -1, -1):
+        stored = hl.r.hget(KEYS.call(sid), f"twiml:{n}")
+        if stored:
+            return str(stored)
+    return _render(hl.settings, Step(call, (Prompt("goodbye"),), Hangup()))
+
+
+def _wait_for(r: Redis, key: str, field: str, ready: Callable[[str], bool]
+              ) -> str | None:
+    """Poll a field another request is about to write (a duplicate delivery in flight)."""
+    deadline = time.monotonic() + WAIT_FOR_PEER
+    while True:
+        value = r.hget(key, field)
+        if value is not None and ready(value):
+            return str(value)
+        if time.monotonic() > deadline:
+            return str(value) if value is not None else None
+        time.sleep(0.05)
+
+
+def _sid(form: Mapping[str, str]) -> str | None:
+    sid = (form.get("CallSid") or "").strip()
+    return sid if _SID.match(sid) else None
+
+
+def _is_url(url: str) -> bool:
+    return url.startswith(("http://", "https://")) and len(url) < 500
+
+
+# --- words and recordings ------------------------------------------------------------------
+
+def _render(settings: Settings, result: Step) -> str:
+    call = result.call
+    return ivr.render(result, _speaker(settings, call.language, call.village if call.known else ""),
+                      base_url=settings.public_url, language=call.language, voice=settings.voice)
+
+
+def _speaker(settings: Settings, language: str, village: str) -> Speaker:
+    def speak(prompt: Prompt) -> Spoken:
+        key = prompt.audio_key
+        rel = audio_path(settings, language, key, village, local=prompt.local) if key else None
+        if rel is not None:
+            return Spoken("", url=f"{settings.public_url}/audio/{quote(rel)}")
+        return Spoken(texts.render(settings, "voice", prompt.name, language=language,
+                                       village=village, **prompt.context))
+
+    return speak
+
+
+def audio_path(settings: Settings, language: str, key: str, village: str = "",
+               local: bool = False) -> str | None:
+    """The recording standing in for a prompt, relative to templates/audio, if there is one.
+
+    Looked up in ``audio/villages/<村名>/<lang>/`` first, then (unless `local`) ``audio/<lang>/``.
+    """
+    root = settings.templates_dir / "audio"
+    folders = [f"villages/{village}/{language}"] if village else []
+    if not local:
+        folders.append(language)
+    for folder in folders:
+        for ext in AUDIO_EXTENSIONS:
+            rel = f"{folder}/{key}.{ext}"
+            if (root / rel).is_file():
+                return rel
+    return None
+
+
+def audio_file(settings: Settings, rel: str) -> Path | None:
+    """The file behind an /audio/<rel> URL: only recordings under templates/audio, nothing else."""
+    parts = rel.split("/")
+    if not all(_AUDIO_PART.match(p) and p not in (".", "..") for p in parts):
+        return None
+    if parts[-1].rsplit(".", 1)[-1] not in AUDIO_EXTENSIONS:
+        return None
+    root = (settings.templates_dir / "audio").resolve()
+    path = root.joinpath(*parts).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    return path
