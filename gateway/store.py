@@ -35,7 +35,13 @@ key                                 type     holds
 {p}outbox:{e164}                    list     message ids the outbox channel "delivered"
 {p}optout                           set      numbers that texted STOP
 {p}seen:{kind}:{id}                 string   a webhook already handled (TTL)
+{p}lock:{name}                      string   a short lock (e.g. one sender's texts, one at a time)
+{p}channel:{name}                   hash     a channel's health: consecutive failures, last error, poll cursor
 {p}rate:{name}:{window}             string   counters for pacing and inbound limits (TTL)
+{p}ticket:{code}:messages           hash     purpose (offer:<round>:<level>:<e164>, remind:<at>) -> message id
+{p}alive:{worker}                   string   a hotline worker is alive (TTL, refreshed by its ticker)
+{p}gate:{channel}                   hash     a channel in outage: probe message id, since, failures
+{p}held:{channel}                   zset     message ids parked during an outage, by created time
 {p}notice:{id}                      hash     a notice
 {p}notices                          zset     notice ids by created time
 {p}notices:village:{vid}            zset     notice ids per village
@@ -43,6 +49,7 @@ key                                 type     holds
 {p}user:{name}                      hash     a dashboard account
 {p}users                            set      account names
 {p}call:{sid}                       hash     voice call state between webhook steps
+{p}sim:{e164}                       list     the phone simulator's texts to and from a number (TTL)
 ==================================  =======  ==================================================
 """
 
@@ -161,6 +168,24 @@ class Keys:
     def rate(self, name: str, window: int | str) -> str:
         return f"{self.prefix}rate:{name}:{window}"
 
+    def lock(self, name: str) -> str:
+        return f"{self.prefix}lock:{name}"
+
+    def ticket_messages(self, code: str) -> str:
+        return f"{self.prefix}ticket:{code}:messages"
+
+    def alive(self, worker: str) -> str:
+        return f"{self.prefix}alive:{worker}"
+
+    def gate(self, channel: str) -> str:
+        return f"{self.prefix}gate:{channel}"
+
+    def held(self, channel: str) -> str:
+        return f"{self.prefix}held:{channel}"
+
+    def channel(self, name: str) -> str:
+        return f"{self.prefix}channel:{name}"
+
     def notice(self, nid: str) -> str:
         return f"{self.prefix}notice:{nid}"
 
@@ -184,6 +209,9 @@ class Keys:
     def call(self, sid: str) -> str:
         return f"{self.prefix}call:{sid}"
 
+    def sim(self, phone: str) -> str:
+        return f"{self.prefix}sim:{phone}"
+
 
 KEYS = Keys()
 
@@ -206,7 +234,10 @@ def _client(url: str, decode: bool) -> redis.Redis:
                             sentinel_kwargs={"password": parts.password} if parts.password else None)
         return sentinel.master_for(path[0], db=int(path[1]) if len(path) > 1 else 0,
                                    decode_responses=decode)
-    return redis.Redis.from_url(url, decode_responses=decode, health_check_interval=30)
+    # A Redis that is away must fail fast (the webhook then spools); RQ's blocking pops need
+    # no read timeout, so only the decoded client used by domain code gets one.
+    return redis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
+                                socket_connect_timeout=2, socket_timeout=5 if decode else None)
 
 
 def connect(url: str) -> Redis:
@@ -231,3 +262,8 @@ def redis_url(settings: Settings) -> str:
 def first_seen(r: Redis, kind: str, ident: str, ttl: int = 7 * 86400) -> bool:
     """True the first time (kind, ident) is seen within `ttl`: the webhook de-duplicator."""
     return bool(r.set(KEYS.seen(kind, ident), "1", nx=True, ex=ttl))
+
+
+def forget_seen(r: Redis, kind: str, ident: str) -> None:
+    """Undo `first_seen` when handling failed, so the provider's retry is handled, not dropped."""
+    r.delete(KEYS.seen(kind, ident))

@@ -1,0 +1,46 @@
+"""POST /twilio/sms: a text arrives from Twilio; the reply to its sender rides back in the TwiML."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, current_app, request
+from twilio.twiml.messaging_response import MessagingResponse
+
+from gateway import conversation
+from gateway.channels.twilio.signature import require_signature
+from gateway.context import Hotline
+from gateway.store import first_seen, forget_seen
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("twilio_sms", __name__)
+
+
+def twiml(reply: str | None) -> Response:
+    """`<Response><Message>reply</Message></Response>`, or an empty `<Response/>`."""
+    answer = MessagingResponse()
+    if reply:
+        answer.message(reply)
+    return Response(str(answer), mimetype="text/xml")
+
+
+@bp.post("/twilio/sms")
+@require_signature
+def inbound_sms() -> Response:
+    hl: Hotline = current_app.extensions["hotline"]
+    sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
+    sender = request.form.get("From", "")
+    if not sender:
+        return twiml(None)
+    if sid and not first_seen(hl.r, "sms", sid):
+        log.info("sms %s delivered again: ignored", sid)
+        return twiml(None)
+    try:
+        reply = conversation.handle_text(hl, sender, request.form.get("Body", ""),
+                                         channel="twilio", provider_id=sid)
+    except Exception:
+        if sid:
+            forget_seen(hl.r, "sms", sid)  # let Twilio's retry be handled rather than dropped
+        raise
+    return twiml(reply)
