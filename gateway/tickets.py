@@ -167,10 +167,15 @@ def open_ticket_of(hl: Hotline, caller: str, within: float | None = None) -> Tic
     return None
 
 
-def _transition(hl: Hotline, code: str, allowed: Iterable[str], decide: Callable[[Ticket], None],
+def _transition(hl: Hotline, code: str, allowed: Iterable[str],
+                decide: Callable[[Ticket], dict[str, str] | None],
                 new_status: str | None, fields: dict[str, str], entry: str,
                 extra: Callable[[Pipeline, Ticket], None] | None = None) -> Ticket:
-    """Change a ticket if its status is in `allowed`, atomically (WATCH/MULTI, retried)."""
+    """Change a ticket if its status is in `allowed`, atomically (WATCH/MULTI, retried).
+
+    `decide` sees the ticket as it is inside the transaction: it may refuse (raise
+    TicketError) or return fields computed from it.
+    """
     key = KEYS.ticket(code)
     allowed = tuple(allowed)
     with hl.r.pipeline(transaction=True) as pipe:
@@ -183,9 +188,9 @@ def _transition(hl: Hotline, code: str, allowed: Iterable[str], decide: Callable
                 before = Ticket.from_hash(data)
                 if before.status not in allowed:
                     raise TicketError(before.status, before)
-                decide(before)
+                computed = decide(before) or {}
                 now = clock.timestamp()
-                changes = {**fields, "updated_at": str(now)}
+                changes = {**fields, **computed, "updated_at": str(now)}
                 if new_status:
                     changes["status"] = new_status
                 pipe.multi()
@@ -314,9 +319,8 @@ def cancel(hl: Hotline, code: str, by: str, note: str = "") -> Ticket:
 
 def add_text(hl: Hotline, code: str, who: str, text: str) -> Ticket:
     """A later text or recording from the caller, added to the open ticket."""
-    t = get(hl, code)
-    joined = f"{t.text}\n{text}".strip() if t else text
-    return _transition(hl, code, OPEN, lambda t: None, None, {"text": joined},
+    # Joined inside the transaction, so two additions at once both stay.
+    return _transition(hl, code, OPEN, lambda t: {"text": f"{t.text}\n{text}".strip()}, None, {},
                        _entry(who, "added", text[:200]))
 
 

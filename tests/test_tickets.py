@@ -159,3 +159,21 @@ def test_listing_filters_by_status_and_village_newest_first(sample: Hotline) -> 
     assert [t.code for t in tickets.list_tickets(sample, village_id=village)] == [c.code, a.code]
     assert [t.code for t in tickets.list_tickets(sample, village_id=village,
                                                  status="accepted")] == [c.code]
+
+
+def test_two_additions_at_the_same_instant_both_stay(sample: Hotline) -> None:
+    t = tickets.open_ticket(sample, RESIDENT, "food", "sms", text="first", notify=False)
+    barrier = threading.Barrier(4)
+
+    def add(word: str) -> None:
+        barrier.wait()
+        tickets.add_text(sample, t.code, RESIDENT, word)
+
+    threads = [threading.Thread(target=add, args=(w,)) for w in ("a", "b", "c", "d")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    final = tickets.get(sample, t.code)
+    assert final is not None
+    assert sorted(final.text.split("\n")) == ["a", "b", "c", "d", "first"]
