@@ -9,8 +9,12 @@ from gateway.context import Hotline
 from gateway.settings import ROOT, Settings
 
 
-def create_app(settings: Settings | None = None, url: str = "") -> Flask:
-    """Build the app; nothing reads configuration at import time."""
+def create_app(settings: Settings | None = None, url: str = "", background: bool = False) -> Flask:
+    """Build the app; nothing reads configuration at import time.
+
+    `background` starts the thread that replays this host's spool once Redis is back
+    (servers want it; tests call gateway.redis_away.replay themselves).
+    """
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder=str(ROOT / "templates" / "web"),
                 static_folder=str(ROOT / "gateway" / "web" / "static"))
@@ -26,6 +30,10 @@ def create_app(settings: Settings | None = None, url: str = "") -> Flask:
             x_host=settings.trusted_proxies, x_prefix=settings.trusted_proxies)
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
+    if background:
+        from gateway import redis_away
+
+        redis_away.start_replayer(app.extensions["hotline"])
     return app
 
 

@@ -163,6 +163,12 @@ def failure(settings: Settings) -> str:
     return _render(settings, Step(call, (Prompt("failure"),), Hangup()))
 
 
+def spooled(settings: Settings) -> str:
+    """What a caller hears while Redis is away: the call is noted and will be called back."""
+    call = Call(language=settings.language, stage="done")
+    return _render(settings, Step(call, (Prompt("spooled"),), Hangup()))
+
+
 # --- one ticket per call -------------------------------------------------------------------
 
 def open_call_ticket(hl: Hotline, sid: str, caller: str, intent: TicketIntent) -> tuple[str, bool]:

@@ -4,4 +4,4 @@ from gateway import logs
 from gateway.app import create_app
 
 logs.setup()
-app = create_app()
+app = create_app(background=True)

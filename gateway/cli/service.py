@@ -29,7 +29,7 @@ def serve(host: str, port: int) -> None:
     from gateway.app import create_app
 
     hl = hotline()
-    app = create_app(hl.settings, url=hl.url)
+    app = create_app(hl.settings, url=hl.url, background=True)
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 

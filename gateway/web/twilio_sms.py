@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 
-from gateway import conversation
+from gateway import conversation, redis_away, spool, texts
 from gateway.channels.twilio.signature import require_signature
 from gateway.context import Hotline
 from gateway.store import first_seen, forget_seen
@@ -29,6 +29,15 @@ def twiml(reply: str | None) -> Response:
 @require_signature
 def inbound_sms() -> Response:
     hl: Hotline = current_app.extensions["hotline"]
+    try:
+        return _inbound_sms(hl)
+    except redis_away.AWAY:
+        # Redis is away: keep the text on local disk and tell the sender it arrived.
+        spool.append(hl.settings.data_dir, "sms", request.form.to_dict())
+        return twiml(texts.sms(hl.settings, "spooled"))
+
+
+def _inbound_sms(hl: Hotline) -> Response:
     sid = request.form.get("MessageSid") or request.form.get("SmsSid") or ""
     sender = request.form.get("From", "")
     if not sender:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, abort, current_app, request, send_file
 from flask.typing import ResponseReturnValue
 
-from gateway import calls
+from gateway import calls, redis_away, spool
 from gateway.channels.twilio.signature import require_signature
 from gateway.context import Hotline
 
@@ -26,6 +26,10 @@ def _twiml(make: Callable[[], str]) -> Response:
     """TwiML from `make`; if the gateway itself fails the caller still hears a kind word."""
     try:
         body = make()
+    except redis_away.AWAY:
+        # Redis is away: note the call on local disk; it becomes a callback ticket on return.
+        spool.append(_hl().settings.data_dir, "voice", request.form.to_dict())
+        body = calls.spooled(_hl().settings)
     except Exception:
         log.exception("voice step failed on %s", request.path)
         body = calls.failure(_hl().settings)
