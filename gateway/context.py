@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -54,6 +55,9 @@ class Hotline:
     def enqueue(self, func: str, *args: Any, job_id: str | None = None,
                 delay: float | None = None, at_front: bool = False) -> None:
         """Queue a job by dotted path, so the web process never imports worker code."""
+        if job_id:
+            # RQ accepts letters, digits, _ and - only; ids built from timestamps carry dots.
+            job_id = re.sub(r"[^A-Za-z0-9_-]", "_", job_id)
         kwargs: dict[str, Any] = {"job_id": job_id, "retry": self.retry(),
                                   "failure_ttl": 30 * 86400}
         if delay:
