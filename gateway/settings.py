@@ -61,6 +61,7 @@ class Settings:
     trusted_proxies: int = 0
     voice: str | None = None
     inbound_limit: int = 10
+    broadcast_repeat: int = 2  # how many times a loudspeaker script reads the notice
     android_gateway_url: str | None = None
     android_gateway_user: str | None = None
     android_gateway_password: str | None = None
@@ -117,6 +118,7 @@ class Settings:
             trusted_proxies=env.number("HOTLINE_TRUSTED_PROXIES", 0, int, minimum=0),
             voice=env.text("HOTLINE_VOICE"),
             inbound_limit=env.number("HOTLINE_INBOUND_LIMIT", 10, int, minimum=1),
+            broadcast_repeat=env.number("HOTLINE_BROADCAST_REPEAT", 2, int, minimum=1),
             android_gateway_url=env.url("ANDROID_GATEWAY_URL", None),
             android_gateway_user=env.text("ANDROID_GATEWAY_USER"),
             android_gateway_password=env.secret("ANDROID_GATEWAY_PASSWORD"),
