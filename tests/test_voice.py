@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from gateway import calls, clock, messages, tickets
+from gateway import calls, clock, messages, spool, tickets
 from gateway.app import create_app
 from gateway.context import Hotline
 from gateway.registry_file import import_file
@@ -247,7 +247,9 @@ def test_when_the_store_is_down_the_caller_still_hears_where_to_turn(hl: Hotline
     client = create_app(settings, url="redis://127.0.0.1:1/0").test_client()
     call = SimCall(FlaskTransport(client), RESIDENT, PUBLIC_URL, AUTH_TOKEN,
                    status_fallback=lambda form: None).ring()
-    assert call.said == "对不起，系统正忙，请稍后再打。紧急情况请拨打幺二零。" and call.ended
+    # Redis away: the call is noted in the local spool and will be called back.
+    assert call.said == "您的来电已记下，我们会尽快给您回电。紧急情况请拨打幺二零。" and call.ended
+    assert spool.pending(settings.data_dir)
 
 
 # --- unknown callers and voicemail ---------------------------------------------------------

@@ -1,0 +1,160 @@
+"""Dashboard accounts: who may log in, with which role, over which village; passwords kept only as hashes."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from gateway import clock, registry
+from gateway.context import Hotline
+from gateway.store import KEYS
+
+log = logging.getLogger(__name__)
+
+ROLES = ("admin", "head", "leader")
+MIN_PASSWORD = 8
+# Failed logins allowed per account in one window, so a password cannot be guessed by brute force.
+LOGIN_TRIES = 10
+LOGIN_WINDOW = 900
+EXISTING = "log in with your account (a forgotten password: hotline user passwd NAME)"
+_NAME = re.compile(r"^[\w.@-]{1,40}$")
+
+
+class AccountError(ValueError):
+    """An account that cannot be made as asked; `reason` is a short word the callers map to words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    village_id: str = ""
+    village: str = ""
+    created_at: float = 0.0
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def sees(self, village_id: str) -> bool:
+        """Whether this account may see a village's tickets, ledger and notices (triage: admin only)."""
+        return self.is_admin or (bool(self.village_id) and village_id == self.village_id)
+
+
+def _from_hash(data: dict[str, str]) -> User:
+    return User(name=data["name"], role=data.get("role", "leader"),
+                village_id=data.get("village_id", ""), village=data.get("village", ""),
+                created_at=float(data.get("created_at") or 0))
+
+
+def get(hl: Hotline, name: str) -> User | None:
+    data = hl.r.hgetall(KEYS.user(name.strip()))
+    return _from_hash(data) if data else None
+
+
+def list_users(hl: Hotline) -> list[User]:
+    return sorted((u for n in hl.r.smembers(KEYS.users) if (u := get(hl, n))),
+                  key=lambda u: (ROLES.index(u.role) if u.role in ROLES else 9, u.name))
+
+
+def create(hl: Hotline, name: str, role: str, password: str, village: str | None = None) -> User:
+    """Add an account; a head or leader belongs to one village (by name or id), an admin to none."""
+    name = name.strip()
+    if not _NAME.match(name):
+        raise AccountError("bad_name")
+    if role not in ROLES:
+        raise AccountError("bad_role")
+    if len(password) < MIN_PASSWORD:
+        raise AccountError("short_password")
+    vid = vname = ""
+    if role != "admin":
+        if not village:
+            raise AccountError("needs_village")
+        found = registry.find_village(hl.r, village)
+        if found is None:
+            raise AccountError("unknown_village")
+        vid, vname = found.id, found.name
+    fields = {"name": name, "role": role, "village_id": vid, "village": vname,
+              "password": generate_password_hash(password), "created_at": str(clock.timestamp())}
+    # HSETNX on the name claims it, so two `user add` at once cannot both win.
+    if not hl.r.hsetnx(KEYS.user(name), "name", name):
+        raise AccountError("exists")
+    with hl.r.pipeline(transaction=True) as pipe:
+        pipe.hset(KEYS.user(name), mapping=fields)
+        pipe.sadd(KEYS.users, name)
+        pipe.execute()
+    log.info("account %s added (%s%s)", name, role, f", {vname}" if vname else "")
+    return _from_hash(fields)
+
+
+def password_digest(hl: Hotline, name: str) -> str | None:
+    """The stored hash (never the password): sessions are bound to it, so a new password ends them."""
+    value = hl.r.hget(KEYS.user(name), "password")
+    return str(value) if value else None
+
+
+def set_password(hl: Hotline, name: str, password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError("short_password")
+    if not hl.r.exists(KEYS.user(name)):
+        raise AccountError("unknown")
+    hl.r.hset(KEYS.user(name), "password", generate_password_hash(password))
+
+
+def delete(hl: Hotline, name: str) -> bool:
+    with hl.r.pipeline(transaction=True) as pipe:
+        pipe.delete(KEYS.user(name))
+        pipe.srem(KEYS.users, name)
+        removed = pipe.execute()
+    return bool(removed[0])
+
+
+def authenticate(hl: Hotline, name: str, password: str) -> User | None:
+    """The account if the password is right; None otherwise, or after too many failures."""
+    name = name.strip()
+    if not _NAME.match(name):
+        return None
+    window = int(clock.timestamp()) // LOGIN_WINDOW
+    tries_key = KEYS.rate(f"login:{name}", window)
+    tries = hl.r.get(tries_key)
+    if tries and int(tries) >= LOGIN_TRIES:
+        log.warning("login refused for %s: too many failures", name)
+        return None
+    data = hl.r.hgetall(KEYS.user(name))
+    if data and check_password_hash(data.get("password", ""), password):
+        return _from_hash(data)
+    with hl.r.pipeline(transaction=True) as pipe:
+        pipe.incr(tries_key)
+        pipe.expire(tries_key, LOGIN_WINDOW * 2)
+        pipe.execute()
+    log.info("failed login for %s", name)
+    return None
+
+
+def ensure_first_admin(hl: Hotline) -> str | None:
+    """On a store with no account, make `admin` and return the one line telling how to log in.
+
+    With accounts already there, the line says how to get back in without the first password."""
+    if hl.r.scard(KEYS.users):
+        return EXISTING
+    given = hl.settings.admin_password
+    password = given or secrets.token_urlsafe(9)
+    try:
+        create(hl, "admin", "admin", password)
+    except AccountError as exc:
+        if exc.reason == "short_password":
+            return f"HOTLINE_ADMIN_PASSWORD is shorter than {MIN_PASSWORD} characters: no admin made"
+        if exc.reason == "exists":  # another start made it a moment ago
+            return EXISTING
+        raise
+    if given:
+        return "log in as admin with the password in HOTLINE_ADMIN_PASSWORD"
+    return f"log in as admin with password {password} (shown once)"
