@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway import broadcast
 from gateway.context import Hotline
 from gateway.notices import Notice
 
@@ -14,10 +15,6 @@ class BroadcastUnavailable(Exception):
 
 def render_broadcast(hl: Hotline, notice: Notice, fmt: str) -> tuple[bytes, str]:
     """The bytes and media type of `notice` as `fmt`; the print page links back to the dashboard."""
-    try:
-        from gateway import broadcast
-    except ModuleNotFoundError as exc:
-        raise BroadcastUnavailable(str(exc)) from None
     try:
         data = broadcast.render(hl.settings, notice, fmt, dashboard=fmt == "html")
     except (broadcast.MissingPackage, ValueError) as exc:
