@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -42,13 +43,20 @@ class Hotline:
         return Queue(QUEUE, connection=self.rq)
 
     def retry(self) -> Retry:
-        """The retry policy every job is enqueued with: first soon, then doubling up to the cap."""
+        """The retry policy every job is enqueued with: first within HOTLINE_RETRY_FIRST, then
+        doubling up to HOTLINE_RETRY_MAX, for HOTLINE_RETRY_FOR in all.
+
+        Each job gets its own jitter (first try at 50-100% of the first gap, later ones at
+        80-120%), so a backlog does not hammer a provider that has just come back in step.
+        """
         s = self.settings
         intervals: list[int] = []
-        gap, total = max(s.retry_first, 1), 0
+        gap, total = float(max(s.retry_first, 1)), 0
         while total < s.retry_for:
-            intervals.append(gap)
-            total += gap
+            spread = (0.5, 1.0) if not intervals else (0.8, 1.2)
+            wait = max(1, round(min(gap * random.uniform(*spread), s.retry_max)))
+            intervals.append(wait)
+            total += wait
             gap = min(gap * 2, s.retry_max)
         return Retry(max=len(intervals), interval=intervals)
 

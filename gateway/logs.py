@@ -29,6 +29,6 @@ def setup(level: str | None = None) -> None:
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)
     root.setLevel(level or os.environ.get("HOTLINE_LOG_LEVEL", "INFO"))
-    for handler in root.handlers:
-        if not any(isinstance(f, MaskNumbers) for f in handler.filters):
-            handler.addFilter(MaskNumbers())
+    for each in root.handlers:
+        if not any(isinstance(f, MaskNumbers) for f in each.filters):
+            each.addFilter(MaskNumbers())

@@ -155,3 +155,46 @@ def outbox(hl: Hotline, phone: str, limit: int = 50) -> list[Message]:
     for mid in ids:
         pipe.hgetall(KEYS.message(mid))
     return [Message.from_hash(d) for d in pipe.execute() if d]
+
+
+# A provider's delivery statuses as ours; the others (queued, accepted, sending) say only that
+# the provider has the message. A status never moves back: a late "sent" after "delivered"
+# changes nothing.
+PROVIDER_STATUS = {"sent": "sent", "delivered": "delivered", "read": "delivered",
+                   "undelivered": "undelivered", "failed": "failed", "canceled": "failed"}
+RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "undelivered": 3, "failed": 3,
+        "optedout": 3}
+# Kinds whose bounce means the ticket must be offered to someone else.
+OFFERS = ("offer", "escalation")
+
+
+def record_delivery(hl: Hotline, provider_id: str, status: str, *, error: str = "",
+                    mid: str = "") -> Message | None:
+    """A provider's status report, recorded on its message; an offer that bounced is offered on.
+
+    The message is found by provider id, else by our id `mid` (carried in the callback URL)
+    when that record has no provider id yet: its worker died before writing it down.
+    """
+    message = by_provider_id(hl, provider_id) if provider_id else None
+    if message is None and mid:
+        candidate = get(hl, mid)
+        if candidate and candidate.direction == "out" and not candidate.provider_id:
+            message = candidate
+    if message is None:
+        return None
+    changes: dict[str, str | int] = {}
+    if provider_id and not message.provider_id:
+        changes["provider_id"] = provider_id
+    ours = PROVIDER_STATUS.get(status.lower(), "sent" if provider_id else "")
+    if ours and RANK.get(ours, 0) > RANK.get(message.status, 0):
+        changes["status"] = ours
+    if error and ours in ("undelivered", "failed"):
+        changes["error"] = error
+    if not changes:
+        return message
+    updated = update(hl, message.id, **changes)
+    log.info("sms %s to %s: provider says %s", message.id, mask(message.to), status)
+    if changes.get("status") in ("undelivered", "failed") and message.kind in OFFERS and message.ticket:
+        hl.enqueue("workers.tickets.offer_next", message.ticket, message.to,
+                   job_id=f"next-{message.ticket}-{message.id}")
+    return updated

@@ -45,7 +45,7 @@ key                                 type     holds
 {p}notice:{id}                      hash     a notice
 {p}notices                          zset     notice ids by created time
 {p}notices:village:{vid}            zset     notice ids per village
-{p}notice:{id}:deliveries           hash     number -> message id
+{p}notice:{id}:deliveries           hash     number -> message id ("pending:{ts}" while claimed)
 {p}user:{name}                      hash     a dashboard account
 {p}users                            set      account names
 {p}call:{sid}                       hash     voice call state between webhook steps
@@ -230,10 +230,12 @@ def _client(url: str, decode: bool) -> redis.Redis:
         path = [p for p in parts.path.split("/") if p]
         if not path:
             raise ValueError("a sentinel URL names its master: redis+sentinel://host:26379/mymaster")
-        sentinel = Sentinel(hosts, socket_timeout=2, password=parts.password,
-                            sentinel_kwargs={"password": parts.password} if parts.password else None)
-        return sentinel.master_for(path[0], db=int(path[1]) if len(path) > 1 else 0,
-                                   decode_responses=decode)
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            hosts, socket_timeout=2, password=parts.password,
+            sentinel_kwargs={"password": parts.password} if parts.password else None)
+        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+            path[0], db=int(path[1]) if len(path) > 1 else 0, decode_responses=decode)
+        return master
     # A Redis that is away must fail fast (the webhook then spools); RQ's blocking pops need
     # no read timeout, so only the decoded client used by domain code gets one.
     return redis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,

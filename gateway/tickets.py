@@ -256,10 +256,13 @@ def take(hl: Hotline, code: str, taker: str, by: str | None = None) -> Ticket:
         pipe.zadd(KEYS.tickets_by_assignee(taker), {code: t.created_at})
 
     what = "assigned" if by and by != taker else "accepted"
-    return _transition(
+    accepted_at = str(clock.timestamp())
+    ticket = _transition(
         hl, code, WAITING, lambda t: None, "accepted",
-        {"accepted_by": taker, "accepted_at": str(clock.timestamp())},
+        {"accepted_by": taker, "accepted_at": accepted_at},
         _entry(by or taker, what, mask(taker)), extra)
+    _schedule_reminder(hl, code, accepted_at)
+    return ticket
 
 
 def assign(hl: Hotline, code: str, to: str, by: str) -> Ticket:
@@ -270,9 +273,19 @@ def assign(hl: Hotline, code: str, to: str, by: str) -> Ticket:
             pipe.zrem(KEYS.tickets_by_assignee(t.accepted_by), code)
         pipe.zadd(KEYS.tickets_by_assignee(to), {code: t.created_at})
 
-    return _transition(hl, code, OPEN, lambda t: None, "accepted",
-                       {"accepted_by": to, "accepted_at": str(clock.timestamp())},
-                       _entry(by, "assigned", mask(to)), extra)
+    accepted_at = str(clock.timestamp())
+    ticket = _transition(hl, code, OPEN, lambda t: None, "accepted",
+                         {"accepted_by": to, "accepted_at": accepted_at},
+                         _entry(by, "assigned", mask(to)), extra)
+    _schedule_reminder(hl, code, accepted_at)
+    return ticket
+
+
+def _schedule_reminder(hl: Hotline, code: str, accepted_at: str) -> None:
+    """Remind the taker after HOTLINE_REMIND_AFTER; the job does nothing if the ticket moved on."""
+    hl.enqueue("workers.tickets.remind_assignee", code, accepted_at,
+               job_id=f"remind-{code}-{int(float(accepted_at) * 1000)}",
+               delay=hl.settings.remind_after)
 
 
 def close(hl: Hotline, code: str, by: str, *, leader: bool = False) -> Ticket:

@@ -1,40 +1,253 @@
-"""Sending one message record through its channel, recording the attempt before and the answer after."""
+"""Sending one message record: the attempt is recorded before the call, the provider's id after it.
+
+Between a queued message and its channel stand:
+
+- the outage gate: after a transient failure (refused, timed out, 429, 5xx) the channel is
+  in outage. The message that failed first becomes the probe and keeps retrying on the
+  retry policy (RQ's retries, Hotline.retry()); every other message parks in the held set,
+  by creation time, without calling the provider. When the probe gets through, the gate
+  opens and the held messages are released oldest first. Nothing is dropped meanwhile.
+- pacing (gateway.pacing): a slot per sender; a job whose turn is more than HOLD seconds
+  away re-enqueues itself for that turn instead of occupying the worker.
+- a lookup, before any second attempt: if the provider already has the message (the worker
+  died or timed out while the provider was answering), its id is recorded and nothing is
+  sent again.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 
-from gateway import messages
-from gateway.channels import TransportError, get_channel
+from rq import get_current_job
+
+from gateway import messages, pacing
+from gateway.channels import Channel, Receipt, TransportError, get_channel
+from gateway.channels import state as channel_state
+from gateway.context import Hotline
+from gateway.messages import Message
+from gateway.phones import mask
+from gateway.settings import Settings
+from gateway.store import KEYS
 from workers.runtime import hotline
+from workers.service import job_alive, schedule_at
 
 log = logging.getLogger(__name__)
 
+PENDING = ("queued", "sending")
+UNPACED = ("outbox",)  # the local outbox has no provider to overwhelm
+HOLD = 0.5  # seconds a job may wait in the worker for its turn; a longer wait is re-enqueued
+# Error codes after which the provider may have the message all the same.
+UNKNOWN = ("timeout", "unreachable", "client")
 
-def send_message(mid: str) -> str:
+# KEYS[1] gate, KEYS[2] held; ARGV mid, score. 0: open, 2: this is the probe, 1: parked.
+_PASS = """
+local probe = redis.call('HGET', KEYS[1], 'probe')
+if not probe then return 0 end
+if probe == ARGV[1] then return 2 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+# Close the gate with this message as the probe, unless another is already probing (then park).
+_CLOSE = """
+local probe = redis.call('HGET', KEYS[1], 'probe')
+if not probe then
+    redis.call('HSET', KEYS[1], 'probe', ARGV[1], 'since', ARGV[3], 'failures', 1)
+    return 1
+end
+if probe == ARGV[1] then
+    redis.call('HINCRBY', KEYS[1], 'failures', 1)
+    return 1
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 0
+"""
+_OPEN = """
+redis.call('DEL', KEYS[1])
+local held = redis.call('ZRANGE', KEYS[2], 0, -1)
+redis.call('DEL', KEYS[2])
+return held
+"""
+
+
+class Gate:
+    """One channel's outage state in Redis; every change is one Lua script, so none races."""
+
+    def __init__(self, hl: Hotline, channel: str) -> None:
+        self.hl = hl
+        self.keys = [KEYS.gate(channel), KEYS.held(channel)]
+
+    def admit(self, message: Message) -> bool:
+        """True if the message may try the provider now; else it is parked until the outage ends."""
+        return int(self.hl.r.eval(_PASS, 2, *self.keys, message.id, message.created_at)) != 1
+
+    def fail(self, message: Message) -> bool:
+        """Record a transient failure; True if this message is (now) the probe."""
+        return bool(self.hl.r.eval(_CLOSE, 2, *self.keys, message.id, message.created_at,
+                                   time.time()))
+
+    def probe(self) -> str | None:
+        value: str | None = self.hl.r.hget(self.keys[0], "probe")
+        return value
+
+    def open(self) -> list[str]:
+        """End the outage; returns the parked message ids, oldest first."""
+        return list(self.hl.r.eval(_OPEN, 2, *self.keys))
+
+
+def enqueue_send(hl: Hotline, mid: str, *, slot: float | None = None,
+                 at: float | None = None) -> str:
+    """A new send job for the message (now, or at `at`); the record names it as its live job."""
+    n = hl.r.hincrby(KEYS.message(mid), "jobs", 1)
+    job_id = f"send-{mid}-{n}"
+    hl.r.hset(KEYS.message(mid), "job", job_id)  # first: a crash after leaves a job the sweeper redoes
+    if at is not None:
+        schedule_at(hl, "workers.messages.send_message", mid, slot, job_id=job_id, at=at)
+    else:
+        hl.enqueue("workers.messages.send_message", mid, slot, job_id=job_id)
+    return job_id
+
+
+def current_job_of(hl: Hotline, mid: str) -> str:
+    value: str | None = hl.r.hget(KEYS.message(mid), "job")
+    return value or f"send-{mid}"
+
+
+def send_message(mid: str, slot: float | None = None) -> str:
     """Send message `mid` unless it already went; transient errors raise so RQ retries."""
     hl = hotline()
     message = messages.get(hl, mid)
     if message is None:
         log.warning("send_message: no record %s", mid)
         return "missing"
-    if message.status != "queued" and message.status != "sending":
+    if message.status not in PENDING or message.provider_id:
         return message.status  # already sent (or given up): a re-run does nothing
-    if message.provider_id:
-        return message.status  # the provider accepted it before a crash
+    job = get_current_job()
+    if job is not None and job.id != current_job_of(hl, mid) and job_alive(hl, current_job_of(hl, mid)):
+        return "superseded"  # a newer job has this message (a re-enqueue for its turn)
     if message.kind not in messages.ALWAYS_SENT and messages.opted_out(hl, message.to):
         messages.update(hl, mid, status="optedout")
         return "optedout"
-    messages.update(hl, mid, status="sending", attempts=message.attempts + 1)
-    channel = get_channel(hl, message.channel or None)
+    # The configured channel names the gate and the pacing: a fallback wrapper's own name
+    # changes with whichever channel carried its last message.
+    name = message.channel or hl.settings.sms_channel
     try:
+        channel = _channel(hl, name)
+    except TransportError as exc:
+        return _refused(hl, message, exc)
+    gate = Gate(hl, name)
+    if not gate.admit(message):
+        log.info("sms %s held: %s is in outage", mid, name)
+        return "held"
+    try:
+        if outcome_unknown(message) and (receipt := _lookup(channel, message)) is not None:
+            _accepted(hl, message, channel, receipt, gate)
+            return "found"
+        if hl.settings.sms_rate > 0 and name not in UNPACED:
+            sender = str(getattr(channel, "sender", "") or name)
+            slot = pacing.reserve(hl, sender) if slot is None else slot
+            while (wait := pacing.claim(hl, sender, slot)) > 0:
+                if wait > HOLD:
+                    enqueue_send(hl, mid, slot=slot, at=pacing.server_now(hl) + wait)
+                    return "paced"
+                time.sleep(wait)
+        # The attempt is on the record before the provider hears of it.
+        messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
+                        attempted_at=str(time.time()))
         receipt = channel.send(message)
     except TransportError as exc:
         if exc.permanent:
-            messages.update(hl, mid, status="failed", error=f"{exc.code} {exc}".strip())
-            return "failed"
-        messages.update(hl, mid, error=f"{exc.code} {exc}".strip())
-        raise
-    messages.update(hl, mid, status=receipt.status, provider_id=receipt.provider_id,
-                    channel=channel.name, error="")
+            return _refused(hl, message, exc, channel, gate)
+        return _transient(hl, message, exc, channel, gate)
+    _accepted(hl, message, channel, receipt, gate)
     return receipt.status
+
+
+_channels: dict[tuple[int, str, Settings], Channel] = {}
+
+
+def _channel(hl: Hotline, name: str) -> Channel:
+    """The channel, built once per worker process and settings (its HTTP connections are kept)."""
+    key = (id(hl), name, hl.settings)
+    if key not in _channels:
+        if len(_channels) > 16:
+            _channels.clear()
+        _channels[key] = get_channel(hl, name)
+    return _channels[key]
+
+
+def outcome_unknown(message: Message) -> bool:
+    """Whether an earlier attempt may have reached the provider although we never heard back:
+    it was cut off (the worker died: still "sending"), timed out, or lost the connection."""
+    if not message.attempts:
+        return False
+    code = message.error.split(" ", 1)[0]
+    return message.status == "sending" or code in UNKNOWN or code.startswith("5")
+
+
+def _lookup(channel: Channel, message: Message) -> Receipt | None:
+    finder = getattr(channel, "lookup", None)
+    if finder is None:
+        return None
+    try:
+        found: Receipt | None = finder(message)
+    except TransportError as exc:
+        if not exc.permanent:
+            raise
+        log.warning("sms %s: could not ask %s whether it has it (%s); sending", message.id,
+                    channel.name, exc)
+        return None
+    return found
+
+
+def _keeps_state(channel: Channel) -> bool:
+    return bool(getattr(channel, "records_state", False))
+
+
+def _accepted(hl: Hotline, message: Message, channel: Channel, receipt: Receipt, gate: Gate) -> None:
+    current = messages.get(hl, message.id) or message
+    changes: dict[str, str | int] = {"provider_id": receipt.provider_id, "channel": channel.name,
+                                     "error": ""}
+    # A status callback may have come first (delivered before we wrote "sent"): never go back.
+    if messages.RANK.get(receipt.status, 0) > messages.RANK.get(current.status, 0):
+        changes["status"] = receipt.status
+    messages.update(hl, message.id, **changes)
+    if not _keeps_state(channel):
+        channel_state.record_ok(hl, channel.name)
+    _end_outage(hl, gate, message.id)
+
+
+def _refused(hl: Hotline, message: Message, exc: TransportError, channel: Channel | None = None,
+             gate: Gate | None = None) -> str:
+    """A permanent failure: recorded; an offer that cannot reach its person is offered on."""
+    messages.update(hl, message.id, status="failed", error=f"{exc.code} {exc}".strip())
+    log.warning("sms %s to %s failed for good: %s %s", message.id, mask(message.to), exc.code, exc)
+    if message.kind in messages.OFFERS and message.ticket:
+        hl.enqueue("workers.tickets.offer_next", message.ticket, message.id,
+                   job_id=f"next-{message.ticket}-{message.id}")
+    if gate is not None:
+        _end_outage(hl, gate, message.id)  # the provider answered: it is not in outage
+    return "failed"
+
+
+def _transient(hl: Hotline, message: Message, exc: TransportError, channel: Channel,
+               gate: Gate) -> str:
+    error = f"{exc.code} {exc}".strip()
+    messages.update(hl, message.id, status="queued", error=error)
+    if not _keeps_state(channel):
+        channel_state.record_failure(hl, channel.name, error)
+    if gate.fail(message):
+        log.warning("sms %s to %s: %s; retrying, others wait", message.id, mask(message.to),
+                    error)
+        raise exc  # the probe: RQ retries it on the policy
+    log.info("sms %s held: the channel is in outage", message.id)
+    return "held"
+
+
+def _end_outage(hl: Hotline, gate: Gate, mid: str) -> None:
+    if gate.probe() != mid:
+        return
+    held = gate.open()
+    for other in held:
+        enqueue_send(hl, other)
+    log.warning("outage over: %d held messages released, oldest first", len(held))

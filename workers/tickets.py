@@ -1,41 +1,202 @@
-"""Ticket jobs: offer a new ticket to its grid's team, escalate it when nobody takes it."""
+"""Ticket jobs: offer a new ticket to its grid's team, escalate it when nobody takes it, remind the taker.
+
+Every job takes the ticket's code, holds the ticket's lock while it works and re-reads the
+ticket first, so a job that runs late, twice, or beside another does nothing the ticket
+has moved past. Each text is recorded against its purpose (offer:<round>:<number>,
+remind:<accepted_at>) in the ticket's message map, so a re-run sends nobody a second copy.
+
+Levels: 0 the grid's team (registry order), 1 the village heads, 2 the township duty list.
+A ticket from an unknown caller (triage) goes to everyone on a duty list and stays there.
+A round is one life of the offer: releasing a ticket starts a new round, whose timers
+replace the old ones.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from gateway import messages, registry, texts, tickets
+from gateway import clock, messages, registry, texts, tickets
 from gateway.context import Hotline
-from gateway.phones import is_mobile
+from gateway.phones import is_mobile, mask
 from gateway.registry import Person
+from gateway.store import KEYS
+from gateway.tickets import Ticket, TicketError
 from workers.runtime import hotline
+from workers.service import job_alive, schedule_at
 
 log = logging.getLogger(__name__)
 
+TOP = 2  # the last level: the township duty list
+DEAD = ("failed", "undelivered", "optedout")
 
-def recipients(hl: Hotline, ticket: tickets.Ticket, level: int) -> list[Person]:
-    """Who is offered the ticket at escalation `level`: team, then village heads, then duty list."""
+
+class TicketBusy(RuntimeError):
+    """Another job holds the ticket; raising makes RQ retry this one shortly."""
+
+
+@contextmanager
+def ticket_lock(hl: Hotline, code: str) -> Iterator[None]:
+    lock = hl.r.lock(KEYS.lock(f"ticket:{code}"), timeout=10, blocking_timeout=5)
+    if not lock.acquire():
+        raise TicketBusy(f"ticket #{code} is busy")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except Exception:  # expired while we worked: the next job simply goes ahead
+            log.warning("ticket #%s: lock expired before release", code)
+
+
+def recipients(hl: Hotline, ticket: Ticket, level: int) -> list[Person]:
+    """Who is offered the ticket at `level`, in registry order, if they can receive SMS."""
     if ticket.is_triage:
-        return registry.all_duty(hl.r)
-    if level == 0:
-        return registry.team(hl.r, ticket.village_id, ticket.grid)
-    if level == 1:
-        return registry.heads(hl.r, ticket.village_id)
-    return registry.duty(hl.r, ticket.town)
+        people = registry.all_duty(hl.r)
+    elif level == 0:
+        people = registry.team(hl.r, ticket.village_id, ticket.grid)
+    elif level == 1:
+        people = registry.heads(hl.r, ticket.village_id)
+    else:
+        people = registry.duty(hl.r, ticket.town) or registry.all_duty(hl.r)
+    return [p for p in people if is_mobile(p.phone)]
 
 
-def offer_ticket(code: str, level: int = 0) -> str:
-    """Text the offer to everyone at `level` who can receive SMS; safe to run twice."""
+def top_level(ticket: Ticket) -> int:
+    return 0 if ticket.is_triage else TOP
+
+
+def escalate_after(hl: Hotline, ticket: Ticket) -> float:
+    """Seconds without a taker before the next level hears; a third of it for a doctor."""
+    after = float(hl.settings.escalate_after)
+    return after / 3 if ticket.category == "doctor" else after
+
+
+def round_of(hl: Hotline, code: str) -> int:
+    """How many times the ticket was handed back: each release starts a new round of offers."""
+    return sum(1 for entry in tickets.history(hl, code) if entry.get("what") == "released")
+
+
+def offer_ticket(code: str, level: int = 0, round_: int | None = None) -> str:
+    """Offer the ticket at `level` (0 when it opens; later levels are the escalation timers)."""
     hl = hotline()
+    with ticket_lock(hl, code):
+        return _offer(hl, code, level, round_)
+
+
+def offer_next(code: str, mid: str) -> str:
+    """Message `mid` about the ticket could not be delivered: offer it to the next person.
+
+    The next person is the first at the ticket's level not offered yet; when there is none
+    and no offer at this level can still arrive, the next level is offered at once rather
+    than after the escalation timer.
+    """
+    hl = hotline()
+    with ticket_lock(hl, code):
+        ticket = tickets.get(hl, code)
+        if ticket is None or ticket.status not in tickets.WAITING:
+            return "nothing to do"
+        current = round_of(hl, code)
+        level = ticket.escalation_level
+        people = recipients(hl, ticket, level)
+        offered = set(tickets.offered_to(hl, code))
+        fresh = [p for p in people if p.phone not in offered]
+        if fresh:
+            ticket = tickets.mark_offered(hl, code, [fresh[0].phone], level)
+            _offer_once(hl, ticket, fresh[0], level, current)
+            return "offered to the next member"
+        if level < top_level(ticket) and _all_gone(hl, code, people, current):
+            log.info("#%s: no offer at level %d can arrive; escalating now", code, level)
+            return _offer(hl, code, level + 1, current)
+        return "others still have the offer"
+
+
+def remind_assignee(code: str, accepted_at: str) -> str:
+    """Remind whoever took the ticket at `accepted_at` if it is still theirs and still open."""
+    hl = hotline()
+    with ticket_lock(hl, code):
+        ticket = tickets.get(hl, code)
+        if (ticket is None or ticket.status != "accepted" or ticket.accepted_at is None
+                or abs(ticket.accepted_at - float(accepted_at)) > 1e-6):
+            return "nothing to do"  # closed, handed back or given to someone else since
+        taker = ticket.accepted_by
+        purpose = f"remind:{accepted_at}"
+        if not is_mobile(taker) or hl.r.hexists(KEYS.ticket_messages(code), purpose):
+            return "nothing to do"
+        person = registry.person(hl.r, taker)
+        body = texts.sms(hl.settings, "reminder", language=_language(person),
+                         village=ticket.village, ticket=ticket,
+                         hours=round((clock.timestamp() - ticket.accepted_at) / 3600))
+        message = messages.queue_sms(hl, taker, body, kind="reminder", ticket=code)
+        hl.r.hset(KEYS.ticket_messages(code), purpose, message.id)
+        tickets.note(hl, code, "system", "reminded", mask(taker))
+        return "reminded"
+
+
+def _offer(hl: Hotline, code: str, level: int, round_: int | None) -> str:
     ticket = tickets.get(hl, code)
     if ticket is None or ticket.status not in tickets.WAITING:
         return "nothing to do"
-    already = set(tickets.offered_to(hl, code))
-    people = [p for p in recipients(hl, ticket, level) if is_mobile(p.phone)]
-    fresh = [p for p in people if p.phone not in already]
-    tickets.mark_offered(hl, code, [p.phone for p in fresh], level)
-    for person in fresh:
-        body = texts.sms(hl.settings, "offer", language=person.language or None,
-                         village=ticket.village, ticket=ticket)
-        messages.queue_sms(hl, person.phone, body, kind="offer", ticket=code)
-    return f"offered to {len(fresh)}"
+    current = round_of(hl, code)
+    if round_ is not None and round_ != current:
+        return "stale"  # a timer from before the ticket was handed back
+    top = top_level(ticket)
+    if level > top:
+        return "nothing to do"
+    people = recipients(hl, ticket, level)
+    while not people and level < top:  # nobody at this level can get a text: the next one
+        level += 1
+        people = recipients(hl, ticket, level)
+    if not people:
+        log.warning("#%s: nobody on the ledger can receive the offer", code)
+        return "nobody to offer"
+    offered = set(tickets.offered_to(hl, code))
+    fresh = [p.phone for p in people if p.phone not in offered]
+    if fresh:
+        try:
+            ticket = tickets.mark_offered(hl, code, fresh, max(level, ticket.escalation_level))
+        except TicketError:
+            return "nothing to do"  # taken in the meantime
+    sent = sum(_offer_once(hl, ticket, p, level, current) for p in people)
+    if level >= ticket.escalation_level and level < top:
+        after = escalate_after(hl, ticket)
+        job_id = f"escalate-{code}-{current}-{level + 1}"
+        if not job_alive(hl, job_id):
+            schedule_at(hl, "workers.tickets.offer_ticket", code, level + 1, current,
+                        job_id=job_id, at=clock.timestamp() + after)
+        if _all_gone(hl, code, people, current):
+            return _offer(hl, code, level + 1, current)
+    return f"offered at level {level} to {sent}"
+
+
+def _offer_once(hl: Hotline, ticket: Ticket, person: Person, level: int, round_: int) -> int:
+    """Queue the offer (or escalation) text to `person` unless this round already has one."""
+    key = KEYS.ticket_messages(ticket.code)
+    purpose = f"offer:{round_}:{person.phone}"
+    if hl.r.hexists(key, purpose):
+        return 0
+    escalated = level > 0 and not ticket.is_triage
+    waited = max(0, int((clock.timestamp() - ticket.created_at) // 60))
+    body = texts.sms(hl.settings, "escalation" if escalated else "offer",
+                     language=_language(person), village=ticket.village, ticket=ticket,
+                     minutes=waited)
+    message = messages.queue_sms(hl, person.phone, body, kind="escalation" if escalated else "offer",
+                                 ticket=ticket.code)
+    hl.r.hset(key, purpose, message.id)
+    return 1
+
+
+def _all_gone(hl: Hotline, code: str, people: list[Person], round_: int) -> bool:
+    """True when every offer of this round to `people` failed, bounced or met an opt-out."""
+    key = KEYS.ticket_messages(code)
+    for person in people:
+        mid = hl.r.hget(key, f"offer:{round_}:{person.phone}")
+        message = messages.get(hl, mid) if mid else None
+        if message is None or message.status not in DEAD:
+            return False
+    return bool(people)
+
+
+def _language(person: Person | None) -> str | None:
+    return (person.language if person else "") or None

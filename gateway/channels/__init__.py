@@ -47,7 +47,20 @@ def _twilio(hl: Hotline) -> Channel:
     return TwilioChannel(hl)
 
 
-FACTORIES: dict[str, Callable[[Hotline], Channel]] = {"outbox": _outbox, "twilio": _twilio}
+def _android(hl: Hotline) -> Channel:
+    from gateway.channels.android.transport import AndroidChannel
+
+    return AndroidChannel(hl)
+
+
+def _gammu(hl: Hotline) -> Channel:
+    from gateway.channels.gammu.transport import GammuChannel
+
+    return GammuChannel(hl)
+
+
+FACTORIES: dict[str, Callable[[Hotline], Channel]] = {"outbox": _outbox, "twilio": _twilio,
+                                                      "android": _android, "gammu": _gammu}
 
 
 def get_channel(hl: Hotline, name: str | None = None) -> Channel:
@@ -57,4 +70,11 @@ def get_channel(hl: Hotline, name: str | None = None) -> Channel:
         factory = FACTORIES[name]
     except KeyError:
         raise TransportError(f"channel {name!r} is not available", permanent=True) from None
-    return factory(hl)
+    channel = factory(hl)
+    fallback = hl.settings.sms_fallback
+    if fallback and fallback != name and name == hl.settings.sms_channel:
+        # The primary, watched: while it keeps failing, HOTLINE_SMS_FALLBACK carries the sends.
+        from gateway.channels.fallback import FallbackChannel
+
+        return FallbackChannel(hl, channel, lambda: get_channel(hl, fallback))
+    return channel

@@ -28,6 +28,9 @@ def healthz() -> ResponseReturnValue:
             if job is not None and job.enqueued_at is not None:
                 age = max(0.0, clock.timestamp() - job.enqueued_at.timestamp())
         body["oldest_job_age"] = age
+        from gateway.channels.health import report
+
+        body["channels"] = report(hl)  # each channel's state and backlog (phone, modem ...)
     except (RedisError, OSError) as exc:
         body["redis"] = f"down: {type(exc).__name__}"
         return jsonify(body), 503

@@ -1,0 +1,119 @@
+"""`hotline missed-call | android ... | gammu ...`: what the modem runs, and the SIM channels' chores."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from gateway.cli.common import hotline, settings
+
+
+@click.command("missed-call")
+@click.argument("number")
+def missed_call(number: str) -> None:
+    """A ring gammu-smsd hung up on (RunOnIncomingCall): a callback ticket for NUMBER.
+
+    Prints the ticket code; a caller who already has an open ticket gets no second one.
+    """
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from gateway.channels.missed_call import NotANumber, keep_for_later, replay_pending
+    from gateway.channels.missed_call import missed_call as ring
+
+    hl = hotline()
+    try:
+        replay_pending(hl)
+        ticket, new = ring(hl, number)
+    except NotANumber:
+        click.echo(f"hotline: {number[:40]!r} is not a phone number we can call back", err=True)
+        sys.exit(2)
+    except (RedisConnectionError, RedisTimeoutError):
+        # gammu-smsd will not ring us again: write it down; the watcher handles it later.
+        keep_for_later(hl.settings.data_dir, number)
+        click.echo("kept for later (redis is away)")
+        return
+    click.echo(ticket.code if new else f"{ticket.code} (already open)")
+
+
+@click.group("android")
+def android() -> None:
+    """The Android phone running SMS Gateway for Android (Local Server mode)."""
+
+
+@android.command("register-webhooks")
+@click.option("--url", help="where the phone should post (default: HOTLINE_PUBLIC_URL/android/webhook)")
+def register_webhooks(url: str | None) -> None:
+    """Point the phone's sms:received/sent/delivered/failed events at the gateway."""
+    from gateway.channels import TransportError
+    from gateway.channels.android.transport import AndroidChannel
+
+    s = settings()
+    if not s.android_gateway_url:
+        raise click.ClickException("set ANDROID_GATEWAY_URL to the phone's address first")
+    target = url or f"{s.public_url.rstrip('/')}/android/webhook"
+    try:
+        ids = AndroidChannel(hotline()).register_webhooks(target)
+    except TransportError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"registered {', '.join(ids)} -> {target}")
+    if not s.android_gateway_signing_key:
+        click.echo("warning: ANDROID_GATEWAY_SIGNING_KEY is not set; every webhook will be "
+                   "refused until it is (copy it from the app: Settings > Webhooks)", err=True)
+
+
+@android.command("poll")
+def android_poll() -> None:
+    """Read the phone's inbox once (for when its webhooks cannot reach the gateway)."""
+    from gateway.channels import TransportError
+    from gateway.channels.android.events import poll
+
+    if not settings().android_gateway_url:
+        raise click.ClickException("set ANDROID_GATEWAY_URL to the phone's address first")
+    try:
+        click.echo(f"{poll(hotline())} new text(s)")
+    except TransportError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group("gammu")
+def gammu() -> None:
+    """The GSM modem driven by gammu-smsd's files backend (GAMMU_SPOOL)."""
+
+
+def _need_spool() -> None:
+    if settings().gammu_spool is None:
+        raise click.ClickException("set GAMMU_SPOOL to gammu-smsd's spool folder first")
+
+
+@gammu.command("poll")
+@click.argument("files", nargs=-1)
+def gammu_poll(files: tuple[str, ...]) -> None:
+    """Read inbox/ once and follow sent/ and error/ (FILES: what RunOnReceive passes, if any)."""
+    from gateway.channels.watch import poll_gammu
+
+    _need_spool()
+    texts, statuses = poll_gammu(hotline(), files)
+    click.echo(f"{texts} new text(s), {statuses} status change(s)")
+
+
+@gammu.command("watch")
+@click.option("--every", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="seconds between looks")
+def gammu_watch(every: float) -> None:
+    """Keep reading inbox/ and following sent/ and error/ until stopped (Ctrl-C)."""
+    from gateway.channels.watch import Watcher
+
+    _need_spool()
+    watcher = Watcher(hotline(), every=every, channels={"gammu"})
+    watcher.start()
+    try:
+        while watcher.is_alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        watcher.stop()
+
+
+commands = [missed_call, android, gammu]

@@ -1,0 +1,253 @@
+"""A fake SMS Gateway for Android (Local Server mode) on 127.0.0.1, speaking its HTTP API for real.
+
+What the hotline uses of the app: basic auth; `POST /messages` answered 202, or 409 for an id it
+already has; `GET /inbox`; `POST/GET /webhooks`; and the phone's side: texts received and
+messages sent become signed webhook posts (`X-Signature` = hex HMAC-SHA256 of body + `X-Timestamp`),
+retried with a growing wait until the gateway answers 2xx, like the app does.
+Also here: `LiveApp`, the Flask app served on a real port so the fake phone can reach it,
+and `run_due`, which runs the jobs whose retry time has come.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from uuid import uuid4
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+from gateway.context import Hotline
+from gateway.texts import segments
+
+CHINA = timezone(timedelta(hours=8))
+
+
+def sign(key: str, body: bytes, timestamp: str) -> str:
+    return hmac.new(key.encode(), body + timestamp.encode(), hashlib.sha256).hexdigest()
+
+
+class FakePhone:
+    """The app's Local Server plus the phone behind it. `port` stays the same across stop/start."""
+
+    def __init__(self, user: str = "sms", password: str = "pa55word", signing_key: str = "k3y",
+                 retry_first: float = 0.05, retries: int = 10) -> None:
+        self.user, self.password, self.signing_key = user, password, signing_key
+        self.retry_first, self.retries = retry_first, retries
+        self.accepted: dict[str, dict[str, Any]] = {}  # id -> the POST /messages body
+        self.states: dict[str, str] = {}  # id -> Pending, Sent, Delivered, Failed
+        self.inbox: list[dict[str, Any]] = []
+        self.webhooks: dict[str, dict[str, str]] = {}
+        self.attempts: list[tuple[str, int]] = []  # (event id, HTTP status or 0 unreachable)
+        self.answers: list[int] = []  # statuses to answer the next POST /messages with
+        self.auto_send = True  # report sms:sent and sms:delivered for each accepted message
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- the server -------------------------------------------------------------------------
+
+    def start(self) -> FakePhone:
+        phone = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                phone._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                phone._handle(self, "POST")
+
+        self._server = _Server(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """The phone goes away (switched off, out of Wi-Fi): connections are refused."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def _handle(self, req: BaseHTTPRequestHandler, method: str) -> None:
+        expected = "Basic " + base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        if req.headers.get("Authorization") != expected:
+            return _reply(req, 401, {"message": "Unauthorized"})
+        parts = urlsplit(req.path)
+        body: Any = None
+        if method == "POST":
+            raw = req.rfile.read(int(req.headers.get("Content-Length") or 0))
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return _reply(req, 400, {"message": "Invalid JSON"})
+        if (method, parts.path) == ("POST", "/messages"):
+            return self._post_message(req, body)
+        if method == "GET" and parts.path.startswith("/messages/"):
+            ident = parts.path.split("/", 2)[2]
+            if ident not in self.accepted:
+                return _reply(req, 404, {"message": "message not found"})
+            return _reply(req, 200, {"id": ident, "state": self.states.get(ident, "Pending")})
+        if (method, parts.path) == ("GET", "/inbox"):
+            return _reply(req, 200, self._inbox(parse_qs(parts.query)))
+        if (method, parts.path) == ("POST", "/webhooks"):
+            hook = {"id": body.get("id") or uuid4().hex, "url": body["url"], "event": body["event"]}
+            self.webhooks[hook["id"]] = hook
+            return _reply(req, 201, hook)
+        if (method, parts.path) == ("GET", "/webhooks"):
+            return _reply(req, 200, list(self.webhooks.values()))
+        return _reply(req, 404, {"message": "Not found"})
+
+    def _post_message(self, req: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        if self.answers:
+            status = self.answers.pop(0)
+            return _reply(req, status, {"message": f"answering {status} as told"})
+        text = (body.get("textMessage") or {}).get("text") or body.get("message")
+        numbers = body.get("phoneNumbers") or []
+        if not text or not numbers or not all(n.startswith("+") for n in numbers):
+            return _reply(req, 400, {"message": "phoneNumbers and textMessage.text are required"})
+        ident = body.get("id") or uuid4().hex
+        with self._lock:
+            if ident in self.accepted:
+                return _reply(req, 409, {"message": f"message with id {ident} already exists"})
+            self.accepted[ident] = body
+        _reply(req, 202, {"id": ident, "state": "Pending",
+                          "recipients": [{"phoneNumber": n, "state": "Pending"} for n in numbers]})
+        if self.auto_send:
+            for number in numbers:
+                now = datetime.now(CHINA).isoformat(timespec="milliseconds")
+                base = {"messageId": ident, "phoneNumber": number, "simNumber": 1}
+                self.emit("sms:sent", {**base, "partsCount": segments(text), "sentAt": now})
+                self.emit("sms:delivered", {**base, "deliveredAt": now})
+            self.states[ident] = "Delivered"
+
+    def _inbox(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+        since = datetime.fromisoformat(query.get("from", ["1970-01-01T00:00:00+00:00"])[0])
+        until = datetime.fromisoformat(query.get("to", ["2999-01-01T00:00:00+00:00"])[0])
+        limit, offset = int(query.get("limit", ["50"])[0]), int(query.get("offset", ["0"])[0])
+        found = [m for m in self.inbox
+                 if since <= datetime.fromisoformat(m["createdAt"]) <= until]
+        return found[offset:offset + limit]
+
+    # --- the phone's side -------------------------------------------------------------------
+
+    def receive(self, sender: str, text: str, *, at: datetime | None = None,
+                sender_field: str = "phoneNumber", webhook: bool = True) -> dict[str, Any]:
+        """A text arrives on the SIM: kept in the inbox and posted to the sms:received webhooks."""
+        at = at or datetime.now(CHINA)
+        content_id = hashlib.md5(text.encode()).hexdigest()[:21]  # the app hashes the content
+        self.inbox.append({"id": content_id, "type": "SMS", "sender": sender, "recipient": None,
+                           "simNumber": 1, "contentPreview": text,
+                           "createdAt": at.astimezone(UTC).isoformat().replace("+00:00", "Z")})
+        payload = {"messageId": content_id, "message": text, sender_field: sender,
+                   "simNumber": 1, "receivedAt": at.isoformat(timespec="milliseconds")}
+        return self.emit("sms:received", payload) if webhook else {"payload": payload}
+
+    def emit(self, name: str, payload: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        """Post one event to every webhook registered for it, each in a thread that retries."""
+        event = {"deviceId": "ffffffffceb0b1db0000018e937c815b", "event": name,
+                 "id": event_id or uuid4().hex[:21], "payload": payload, "webhookId": ""}
+        for hook in list(self.webhooks.values()):
+            if hook["event"] == name:
+                self.deliver({**event, "webhookId": hook["id"]}, hook["url"])
+        return event
+
+    def deliver(self, event: dict[str, Any], url: str) -> None:
+        with self._lock:
+            self._busy += 1
+        threading.Thread(target=self._deliver, args=(event, url), daemon=True).start()
+
+    def _deliver(self, event: dict[str, Any], url: str) -> None:
+        body = json.dumps(event, ensure_ascii=False).encode()
+        wait = self.retry_first
+        try:
+            for _ in range(self.retries):
+                stamp = str(int(time.time()))  # the app signs every attempt afresh
+                request = urllib.request.Request(url, data=body, method="POST", headers={
+                    "Content-Type": "application/json", "X-Timestamp": stamp,
+                    "X-Signature": sign(self.signing_key, body, stamp)})
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as response:
+                        status = response.status
+                except urllib.error.HTTPError as exc:
+                    status = exc.code
+                except OSError:
+                    status = 0
+                self.attempts.append((event["id"], status))
+                if 200 <= status < 300:
+                    return
+                time.sleep(wait)
+                wait *= 2
+        finally:
+            with self._lock:
+                self._busy -= 1
+
+    def wait_idle(self, timeout: float = 10) -> None:
+        """Until every webhook delivery has succeeded or given up."""
+        deadline = time.monotonic() + timeout
+        while self._busy and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not self._busy, "webhook deliveries still running"
+
+
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True  # stop() then start() on the same port: the phone came back
+    daemon_threads = True
+
+
+def _reply(req: BaseHTTPRequestHandler, status: int, data: Any) -> None:
+    raw = json.dumps(data, ensure_ascii=False).encode()
+    req.send_response(status)
+    req.send_header("Content-Type", "application/json")
+    req.send_header("Content-Length", str(len(raw)))
+    req.end_headers()
+    req.wfile.write(raw)
+
+
+class LiveApp:
+    """The Flask app on a real port of 127.0.0.1 (the phone posts webhooks to it over HTTP)."""
+
+    def __init__(self, app: Flask, port: int = 0) -> None:
+        self.app, self.port = app, port
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveApp:
+        self._server = make_server("127.0.0.1", self.port, self.app, threaded=True)
+        self.port = self._server.server_port
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def run_due(hl: Hotline) -> None:
+    """`hotline worker --burst`: the jobs whose (retry) time has come, and everything queued."""
+    from workers.service import run_worker
+
+    run_worker(hl, burst=True)

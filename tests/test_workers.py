@@ -1,0 +1,377 @@
+"""The notification workers against a fake Twilio over HTTP: offers, escalation, reminders, crashes, outages.
+
+The tests named "..._real_worker_..." run `hotline worker` processes, as production does,
+with every delay a setting of a second or two.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway import messages, tickets
+from gateway.cli import cli
+from gateway.context import Hotline
+from gateway.embedded import EmbeddedRedis
+from gateway.registry import Person
+from gateway.registry_file import store_people
+from gateway.settings import Settings
+from gateway.store import KEYS
+from tests.conftest import (
+    DUTY,
+    GRID_WORKER,
+    HEAD,
+    LEADER,
+    RESIDENT,
+    STRANGER,
+    VOLUNTEER,
+    VOLUNTEER2,
+    drain,
+    make_settings,
+)
+from tests.fake_twilio import (
+    ACCOUNT_SID,
+    FROM_NUMBER,
+    FakeTwilio,
+    need_spec,
+    start_worker,
+    twilio_env,
+    wait_until,
+)
+from workers import sweeper
+from workers import tickets as ticket_jobs
+from workers.messages import Gate
+from workers.service import move_due_jobs
+
+TEAM = [LEADER, GRID_WORKER, VOLUNTEER, VOLUNTEER2]
+NEWBIE = "+8613800000005"
+
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    need_spec()
+    with FakeTwilio() as twilio:
+        yield twilio
+    assert twilio.problems() == []
+
+
+@pytest.fixture
+def settings(redis_server: EmbeddedRedis, data_dir: Path, fake: FakeTwilio) -> Settings:
+    return make_settings(redis_server.url, data_dir, sms_channel="twilio",
+                         twilio_account_sid=ACCOUNT_SID, twilio_from_number=FROM_NUMBER,
+                         twilio_api_base=fake.url, retry_for=60, sweep_after=3)
+
+
+@pytest.fixture
+def spawn(hl: Hotline, fake: FakeTwilio, tmp_path: Path) -> Iterator[Spawn]:
+    """Start `hotline worker` processes on the test's Redis; all are stopped afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(**extra: str) -> subprocess.Popen[bytes]:
+        env = twilio_env(fake, hl.url, hl.settings.data_dir, **extra)
+        process = start_worker(env, tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def record(hl: Hotline, mid: str) -> messages.Message:
+    found = messages.get(hl, mid)
+    assert found is not None
+    return found
+
+
+def offer_ids(hl: Hotline, code: str) -> dict[str, str]:
+    """Recipient -> message id of the ticket's offers."""
+    return {purpose.rsplit(":", 1)[1]: mid
+            for purpose, mid in hl.r.hgetall(KEYS.ticket_messages(code)).items()
+            if purpose.startswith("offer:")}
+
+
+# --- offers --------------------------------------------------------------------------------
+
+
+def test_a_new_ticket_is_offered_to_its_grid_team_in_registry_order(sample: Hotline,
+                                                                    fake: FakeTwilio) -> None:
+    ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms")
+    drain(sample)
+    assert fake.accepted_to() == TEAM
+    assert all(f"#{ticket.code}" in m["body"] for m in fake.accepted)
+    after = tickets.get(sample, ticket.code)
+    assert after is not None
+    assert (after.status, tickets.offered_to(sample, ticket.code)) == ("notified", TEAM)
+
+
+def test_an_offer_job_run_again_sends_nobody_a_second_text(sample: Hotline,
+                                                           fake: FakeTwilio) -> None:
+    ticket = tickets.open_ticket(sample, RESIDENT, "food", "sms")
+    drain(sample)
+    ticket_jobs.offer_ticket(ticket.code)
+    ticket_jobs.offer_ticket(ticket.code, 0, 0)
+    drain(sample)
+    assert fake.accepted_to() == TEAM
+
+
+def test_a_ticket_from_an_unknown_caller_goes_to_everyone_on_a_duty_list(
+        sample: Hotline, fake: FakeTwilio) -> None:
+    ticket = tickets.open_ticket(sample, STRANGER, "doctor", "voice")
+    drain(sample)
+    assert fake.accepted_to() == [DUTY]
+    assert ticket.is_triage
+    assert not sample.queue.scheduled_job_registry.get_job_ids()  # nowhere further to go
+
+
+def test_a_taken_ticket_is_not_escalated(sample: Hotline, fake: FakeTwilio) -> None:
+    ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms")
+    drain(sample)
+    tickets.take(sample, ticket.code, VOLUNTEER)
+    assert ticket_jobs.offer_ticket(ticket.code, 1, 0) == "nothing to do"
+    drain(sample)
+    assert fake.accepted_to() == TEAM
+
+
+def test_an_escalation_timer_from_before_a_release_does_nothing(sample: Hotline,
+                                                                fake: FakeTwilio) -> None:
+    ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms")
+    drain(sample)
+    tickets.take(sample, ticket.code, VOLUNTEER)
+    tickets.release(sample, ticket.code, VOLUNTEER)
+    drain(sample)  # the new round: the team is offered the ticket again
+    assert fake.accepted_to() == TEAM + TEAM
+    assert ticket_jobs.offer_ticket(ticket.code, 1, 0) == "stale"
+    assert f"escalate-{ticket.code}-1-1" in sample.queue.scheduled_job_registry.get_job_ids()
+
+
+def test_a_doctor_ticket_escalates_after_a_third_of_the_time(sample: Hotline,
+                                                             fake: FakeTwilio) -> None:
+    sample.settings = sample.settings.with_overrides(escalate_after=900)
+    medicine = tickets.open_ticket(sample, RESIDENT, "medicine", "sms")
+    doctor = tickets.open_ticket(sample, RESIDENT, "doctor", "sms")
+    drain(sample)
+    registry = sample.queue.scheduled_job_registry
+    due = {code: registry.get_scheduled_time(f"escalate-{code}-0-1").timestamp() - t.created_at
+           for code, t in ((medicine.code, medicine), (doctor.code, doctor))}
+    assert 895 < due[medicine.code] < 905
+    assert 295 < due[doctor.code] < 305
+
+
+# --- permanent failures and bounces ---------------------------------------------------------
+
+
+def test_numbers_twilio_refuses_are_recorded_and_the_heads_are_offered_at_once(
+        sample: Hotline, fake: FakeTwilio) -> None:
+    for number in TEAM:
+        fake.fail_for(number, 21211)
+    ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms")
+    drain(sample)
+    assert fake.accepted_to() == [HEAD]  # no waiting out the timer: nobody could take it
+    for number, mid in offer_ids(sample, ticket.code).items():
+        if number in TEAM:
+            failed = record(sample, mid)
+            assert failed.status == "failed" and failed.error.startswith("21211 ")
+    after = tickets.get(sample, ticket.code)
+    assert after is not None and (after.escalated, after.escalation_level) == (True, 1)
+    assert "急" in fake.accepted[0]["body"]
+
+
+def test_an_offer_refused_for_good_goes_to_the_next_member_not_yet_offered(
+        sample: Hotline, fake: FakeTwilio) -> None:
+    ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms", notify=False)
+    ticket_jobs.offer_ticket(ticket.code)  # the four offers are queued, not yet sent
+    store_people(sample.r, [Person(phone=NEWBIE, name="孙丽", role="volunteer", village="联合村",
+                                   grid="第一网格", town="归流河镇")])
+    fake.fail_for(VOLUNTEER2, 21610)
+    drain(sample)
+    assert fake.accepted_to() == [LEADER, GRID_WORKER, VOLUNTEER, NEWBIE]
+    assert NEWBIE in tickets.offered_to(sample, ticket.code)
+
+
+# --- reminders ------------------------------------------------------------------------------
+
+
+def test_whoever_took_a_ticket_is_reminded_unless_it_moved_on(sample: Hotline,
+                                                              fake: FakeTwilio) -> None:
+    ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms")
+    drain(sample)
+    taken = tickets.take(sample, ticket.code, VOLUNTEER)
+    assert taken.accepted_at is not None
+    stamp = sample.r.hget(KEYS.ticket(ticket.code), "accepted_at")
+    job_id = f"remind-{ticket.code}-{int(float(stamp) * 1000)}"
+    assert job_id in sample.queue.scheduled_job_registry.get_job_ids()
+    assert ticket_jobs.remind_assignee(ticket.code, stamp) == "reminded"
+    assert ticket_jobs.remind_assignee(ticket.code, stamp) == "nothing to do"  # once only
+    tickets.assign(sample, ticket.code, VOLUNTEER2, LEADER)
+    assert ticket_jobs.remind_assignee(ticket.code, stamp) == "nothing to do"  # not theirs now
+    drain(sample)
+    assert fake.accepted_to()[-1] == VOLUNTEER
+    assert f"完成 {ticket.code}" in fake.accepted[-1]["body"]
+
+
+# --- the sweeper ----------------------------------------------------------------------------
+
+
+def test_the_sweeper_queues_a_text_whose_job_was_lost(hl: Hotline, fake: FakeTwilio) -> None:
+    message = messages.queue_sms(hl, VOLUNTEER, "通知：明天接种", kind="notice")
+    hl.queue.empty()  # the job is gone, as if Redis had lost it before a worker took it
+    assert sweeper.sweep_once(hl).messages == 0  # not yet: younger than HOTLINE_SWEEP_AFTER
+    report = sweeper.sweep_once(hl, now=time.time() + 4)
+    assert report.messages == 1
+    drain(hl)
+    assert (record(hl, message.id).status, fake.accepted_to()) == ("sent", [VOLUNTEER])
+
+
+def test_the_sweeper_gives_up_a_text_older_than_retry_for_and_says_why(
+        hl: Hotline, fake: FakeTwilio) -> None:
+    message = messages.queue_sms(hl, VOLUNTEER, "通知：明天接种", kind="notice")
+    hl.queue.empty()
+    report = sweeper.sweep_once(hl, now=time.time() + 61)
+    assert report.given_up == 1
+    gone = record(hl, message.id)
+    assert gone.status == "failed" and gone.error.startswith("gave up after 60 s")
+    assert fake.sends() == []
+
+
+def test_the_sweeper_requeues_a_failed_job_still_worth_doing(hl: Hotline, fake: FakeTwilio) -> None:
+    fake.stop_listening()
+    message = messages.queue_sms(hl, VOLUNTEER, "通知：明天接种", kind="notice")
+    drain(hl)
+    job = hl.queue.fetch_job(f"send-{message.id}")
+    assert job is not None
+    job.retries_left = 0  # as if every retry had been used up
+    job.save()
+    hl.queue.scheduled_job_registry.remove(job)
+    hl.queue.failed_job_registry.add(job, exc_string="retries exhausted")
+    fake.start_listening()
+    assert sweeper.sweep_once(hl, now=time.time() + 3).retried == 1
+    drain(hl)
+    assert (record(hl, message.id).status, fake.accepted_to()) == ("sent", [VOLUNTEER])
+
+
+def test_the_sweeper_offers_a_ticket_left_new(sample: Hotline, fake: FakeTwilio) -> None:
+    ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms", notify=False)
+    assert sweeper.sweep_once(sample, now=time.time() + 4).tickets == 1
+    drain(sample)
+    assert fake.accepted_to() == TEAM
+    assert sweeper.sweep_once(sample, now=time.time() + 4).tickets == 0
+    assert tickets.offered_to(sample, ticket.code) == TEAM
+
+
+def test_hotline_messages_list_accounts_for_every_text(sample: Hotline, fake: FakeTwilio,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.fail_for(VOLUNTEER2, 21614)
+    tickets.open_ticket(sample, RESIDENT, "medicine", "sms")
+    drain(sample)
+    monkeypatch.setenv("REDIS_URL", sample.url)
+    monkeypatch.setenv("HOTLINE_DATA_DIR", str(sample.settings.data_dir))
+    from gateway.cli import common
+
+    common.settings.cache_clear()
+    common.hotline.cache_clear()
+    try:
+        as_json = CliRunner().invoke(cli, ["messages", "list", "--json"])
+        failed = CliRunner().invoke(cli, ["messages", "list", "--status", "failed"])
+        text = CliRunner().invoke(cli, ["messages", "list"])
+    finally:
+        common.settings.cache_clear()
+        common.hotline.cache_clear()
+    import json
+
+    rows = json.loads(as_json.output)
+    assert len(fake.sends()) == len(rows) == 4
+    by_to = {row["to"]: row for row in rows}
+    assert {"id", "to", "body", "channel", "attempts", "provider_id", "status",
+            "error"} <= set(rows[0])
+    bounced = by_to[VOLUNTEER2]
+    assert (bounced["status"], bounced["attempts"], bounced["provider_id"]) == ("failed", 1, "")
+    assert by_to[VOLUNTEER2]["error"].startswith("21614")
+    assert {m["sid"] for m in fake.accepted} == {r["provider_id"] for r in rows if r["provider_id"]}
+    assert "21614" in failed.output and failed.output.count(" out ") == 1
+    assert text.output.strip().endswith("4 messages: 1 failed, 3 sent")
+
+
+# --- real worker processes ------------------------------------------------------------------
+
+
+def test_the_whole_chain_team_then_head_then_duty_with_a_real_worker(
+        sample: Hotline, fake: FakeTwilio, spawn: Spawn) -> None:
+    spawn(HOTLINE_ESCALATE_AFTER="1")
+    ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms")
+    wait_until(lambda: len(fake.accepted) >= 6, timeout=20)
+    assert fake.accepted_to() == [*TEAM, HEAD, DUTY]
+    times = fake.send_times()
+    assert times[4] - times[0] >= 0.95 and times[5] - times[4] >= 0.95
+    after = tickets.get(sample, ticket.code)
+    assert after is not None
+    assert (after.escalated, after.escalation_level, after.status) == (True, 2, "notified")
+    wait_until(lambda: all(m.status == "sent" for m in messages.list_messages(sample)))
+    tickets.take(sample, ticket.code, DUTY)
+    time.sleep(0.3)
+    assert len(fake.accepted) == 6
+
+
+def test_a_real_worker_killed_mid_request_is_noticed_and_the_text_goes_once(
+        hl: Hotline, fake: FakeTwilio, spawn: Spawn) -> None:
+    fake.delay = 5.0  # Twilio accepts the text, then is slow to answer
+    first = spawn(HOTLINE_SWEEP_AFTER="2")
+    message = messages.queue_sms(hl, VOLUNTEER, "求助#1042：联合村第一网格送药", kind="offer")
+    wait_until(lambda: fake.accepted)
+    os.killpg(first.pid, signal.SIGKILL)  # a power cut while the request is in flight
+    first.wait()
+    cut = record(hl, message.id)
+    assert (cut.status, cut.attempts, cut.provider_id) == ("sending", 1, "")
+    fake.delay = 0
+    spawn(HOTLINE_SWEEP_AFTER="2")
+    wait_until(lambda: record(hl, message.id).provider_id, timeout=15)
+    sent = record(hl, message.id)
+    assert (sent.status, sent.attempts, sent.provider_id) == ("sent", 1, fake.accepted[0]["sid"])
+    assert len(fake.sends()) == 1  # the lookup found it: no second copy
+    assert any(r.method == "GET" for r in fake.received)
+    assert not hl.queue.started_job_registry.get_job_ids()
+
+
+def test_an_outage_then_recovery_delivers_every_text_once_oldest_first_with_a_real_worker(
+        hl: Hotline, fake: FakeTwilio, spawn: Spawn) -> None:
+    fake.stop_listening()  # connections refused
+    spawn()
+    sent = [messages.queue_sms(hl, number, f"通知{i}：明天上午接种", kind="notice")
+            for i, number in enumerate([*TEAM, HEAD, DUTY])]
+    gate = Gate(hl, "twilio")
+    wait_until(lambda: record(hl, sent[0].id).attempts >= 2, timeout=15)  # the probe retries
+    assert sent[0].id == gate.probe()
+    assert hl.r.zrange(KEYS.held("twilio"), 0, -1) == [m.id for m in sent[1:]]
+    assert all(record(hl, m.id).attempts == 0 for m in sent[1:])  # parked, never tried
+    fake.start_listening()
+    wait_until(lambda: all(record(hl, m.id).status == "sent" for m in sent), timeout=20)
+    assert [m["body"] for m in fake.accepted] == [m.body for m in sent]  # once each, in order
+    assert len(sent) == len(fake.sends())
+    assert gate.probe() is None
+
+
+def test_a_burst_of_scheduled_work_is_moved_to_the_queue_in_time_order(hl: Hotline) -> None:
+    from workers.service import schedule_at
+
+    now = time.time()
+    for i, at in enumerate((now - 1, now - 3, now - 2, now + 60)):
+        schedule_at(hl, "workers.sweeper.sweep", job_id=f"t{i}", at=at, retry=False)
+    assert move_due_jobs(hl, now=now) == 3
+    assert hl.queue.get_job_ids() == ["t1", "t2", "t0"]
+    assert hl.queue.scheduled_job_registry.get_job_ids() == ["t3"]
