@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -32,8 +33,13 @@ for _area in AREAS:
         cli.add_command(_command)
 
 
+# Long-running commands log what they do; one-shot commands speak only when something is wrong.
+SERVICES = ("run", "serve", "worker", "watch")
+
+
 def main() -> None:
-    logs.setup()
+    chatty = any(arg in SERVICES for arg in sys.argv[1:3])
+    logs.setup(None if chatty else os.environ.get("HOTLINE_LOG_LEVEL", "WARNING"))
     try:
         cli(standalone_mode=True)
     except ConfigError as exc:
