@@ -72,7 +72,9 @@ def mask(e164: str | None) -> str:
     return f"+{number.country_code} {shown}"
 
 
-_LONG_DIGITS = re.compile(r"\+?\d[\d \-]{6,}\d")
+# Not inside an identifier (a job id like sweep-1796097064, a sid like SM0123...): those are
+# not numbers anyone can ring, and masking them only hides what an operator needs to read.
+_LONG_DIGITS = re.compile(r"(?<![A-Za-z0-9_-])\+?\d[\d \-]{6,}\d(?![A-Za-z0-9_])")
 
 
 def mask_text(text: str) -> str:

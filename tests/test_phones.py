@@ -54,3 +54,9 @@ def test_mask_text_hides_numbers_inside_free_text() -> None:
 def test_mobiles_and_landlines_are_told_apart() -> None:
     assert is_mobile("+8613800001234")
     assert not is_mobile("+864828261234")
+
+
+def test_mask_text_leaves_identifiers_alone_but_not_numbers_after_chinese() -> None:
+    assert mask_text("job sweep-1796097064 done, sid SM00000000000000000001") == (
+        "job sweep-1796097064 done, sid SM00000000000000000001")
+    assert mask_text("电话13800001234，") == "电话+86 138****1234，"
