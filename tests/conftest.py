@@ -20,6 +20,7 @@ from gateway.context import QUEUE, Hotline
 from gateway.embedded import EmbeddedRedis
 from gateway.registry_file import import_file
 from gateway.settings import ROOT, Settings
+from tests.fake_twilio import ACCOUNT_SID, FROM_NUMBER, FakeTwilio, need_spec
 from workers import runtime
 
 PUBLIC_URL = "https://hotline.example.org"
@@ -128,3 +129,27 @@ def post_twilio(client: FlaskClient, path: str, params: dict[str, str], *,
     body = urllib.parse.urlencode(params)
     return client.post(path, data=body, headers=headers,
                        content_type="application/x-www-form-urlencoded")
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    """A fake Twilio on 127.0.0.1 that checks every request against Twilio's description."""
+    need_spec()
+    with FakeTwilio() as twilio:
+        yield twilio
+    assert twilio.problems() == []
+
+
+def twilio_settings(redis_url: str, data_dir: Path, fake: FakeTwilio, **overrides: Any) -> Settings:
+    """Settings that send through `fake` as the Twilio channel."""
+    return make_settings(redis_url, data_dir, sms_channel="twilio", twilio_account_sid=ACCOUNT_SID,
+                         twilio_from_number=FROM_NUMBER, twilio_api_base=fake.url, **overrides)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis of this test's own, which the test may stop and start again."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

@@ -28,14 +28,6 @@ def stranger(i: int) -> str:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def setup(own_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[tuple[Hotline, FlaskClient]]:
     settings = make_settings(own_redis.url, tmp_path / "data", inbound_limit=1000)
     hl = Hotline(settings)

@@ -6,7 +6,6 @@ import itertools
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,10 @@ from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
 from gateway.settings import Settings
 from gateway.store import KEYS
-from tests.conftest import VOLUNTEER, drain, make_settings
+from tests.conftest import VOLUNTEER, drain, twilio_settings
 from tests.fake_twilio import (
-    ACCOUNT_SID,
     FROM_NUMBER,
     FakeTwilio,
-    need_spec,
     start_worker,
     twilio_env,
     wait_until,
@@ -31,18 +28,8 @@ from workers.service import move_due_jobs
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    need_spec()
-    with FakeTwilio() as twilio:
-        yield twilio
-    assert twilio.problems() == []
-
-
-@pytest.fixture
 def settings(redis_server: EmbeddedRedis, data_dir: Path, fake: FakeTwilio) -> Settings:
-    return make_settings(redis_server.url, data_dir, sms_channel="twilio", sms_rate=10,
-                         twilio_account_sid=ACCOUNT_SID, twilio_from_number=FROM_NUMBER,
-                         twilio_api_base=fake.url)
+    return twilio_settings(redis_server.url, data_dir, fake, sms_rate=10)
 
 
 def most_in_one_second(times: list[float]) -> int:
@@ -116,6 +103,6 @@ def test_thirty_texts_at_ten_a_second_through_two_real_workers_stay_within_the_l
     assert [r.status for r in fake.sends()].count(429) == 0
     assert len(times) == 30
     assert most_in_one_second(times) <= 10
-    rate = (len(times) - 1) / (max(times) - min(times))
-    assert 9.0 <= rate <= 10.0  # within 10% of the limit, never above it
+    # How close to the limit the rate comes is a figure of `make bench` (pacing accuracy), not
+    # an assertion here: on a busy machine the workers may well fall behind the limit.
     assert sorted(m["body"] for m in fake.accepted) == [f"通知{i:02d}" for i in range(30)]

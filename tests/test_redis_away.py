@@ -18,15 +18,6 @@ from workers import runtime
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A Redis of this test's own, which the test stops and starts again."""
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def away(own_redis: EmbeddedRedis, tmp_path: Path) -> Iterator[tuple[Hotline, FlaskClient]]:
     settings = make_settings(own_redis.url, tmp_path / "data")
     hl = Hotline(settings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,15 @@ from gateway.registry import Person
 from gateway.registry_file import store_people
 from gateway.settings import Settings
 from gateway.store import KEYS
-from tests.conftest import RESIDENT, VOLUNTEER, drain, make_settings, post_twilio
-from tests.fake_twilio import ACCOUNT_SID, FROM_NUMBER, FakeTwilio, need_spec
+from tests.conftest import RESIDENT, VOLUNTEER, drain, post_twilio, twilio_settings
+from tests.fake_twilio import ACCOUNT_SID, FROM_NUMBER, FakeTwilio
 
 NEWBIE = "+8613800000005"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    need_spec()
-    with FakeTwilio() as twilio:
-        yield twilio
-    assert twilio.problems() == []
-
-
-@pytest.fixture
 def settings(redis_server: EmbeddedRedis, data_dir: Path, fake: FakeTwilio) -> Settings:
-    return make_settings(redis_server.url, data_dir, sms_channel="twilio",
-                         twilio_account_sid=ACCOUNT_SID, twilio_from_number=FROM_NUMBER,
-                         twilio_api_base=fake.url)
+    return twilio_settings(redis_server.url, data_dir, fake)
 
 
 def report(sid: str, status: str, **extra: str) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from gateway.channels.twilio.transport import BaseUrlHttpClient, TwilioChannel
 from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
 from gateway.settings import Settings
-from tests.conftest import PUBLIC_URL, VOLUNTEER, drain, make_settings
+from tests.conftest import PUBLIC_URL, VOLUNTEER, drain, twilio_settings
 from tests.fake_twilio import (
     ACCOUNT_SID,
     FROM_NUMBER,
@@ -22,23 +21,12 @@ from tests.fake_twilio import (
     TOO_MANY,
     Answer,
     FakeTwilio,
-    need_spec,
 )
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    need_spec()
-    with FakeTwilio() as twilio:
-        yield twilio
-    assert twilio.problems() == []
-
-
-@pytest.fixture
 def settings(redis_server: EmbeddedRedis, data_dir: Path, fake: FakeTwilio) -> Settings:
-    return make_settings(redis_server.url, data_dir, sms_channel="twilio",
-                         twilio_account_sid=ACCOUNT_SID, twilio_from_number=FROM_NUMBER,
-                         twilio_api_base=fake.url)
+    return twilio_settings(redis_server.url, data_dir, fake)
 
 
 OFFER = "求助#1042：联合村第一网格送药。回复\"接 1042\"接单"

@@ -34,13 +34,10 @@ from tests.conftest import (
     VOLUNTEER,
     VOLUNTEER2,
     drain,
-    make_settings,
+    twilio_settings,
 )
 from tests.fake_twilio import (
-    ACCOUNT_SID,
-    FROM_NUMBER,
     FakeTwilio,
-    need_spec,
     start_worker,
     twilio_env,
     wait_until,
@@ -57,18 +54,8 @@ Spawn = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
-    need_spec()
-    with FakeTwilio() as twilio:
-        yield twilio
-    assert twilio.problems() == []
-
-
-@pytest.fixture
 def settings(redis_server: EmbeddedRedis, data_dir: Path, fake: FakeTwilio) -> Settings:
-    return make_settings(redis_server.url, data_dir, sms_channel="twilio",
-                         twilio_account_sid=ACCOUNT_SID, twilio_from_number=FROM_NUMBER,
-                         twilio_api_base=fake.url, retry_for=60, sweep_after=3)
+    return twilio_settings(redis_server.url, data_dir, fake, retry_for=60, sweep_after=3)
 
 
 @pytest.fixture
