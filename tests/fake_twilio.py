@@ -19,6 +19,7 @@ import argparse
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -381,6 +382,19 @@ def start_worker(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"], env=env, cwd=cwd,
                             start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=open(cwd / f"worker-{time.time():.3f}.log", "wb"))
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """A warm shutdown of each worker's process group; a kill for any that will not stop."""
+    for worker in workers:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 15.0, every: float = 0.05) -> Any:

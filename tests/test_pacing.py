@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from tests.fake_twilio import (
     FROM_NUMBER,
     FakeTwilio,
     start_worker,
+    stop_workers,
     twilio_env,
     wait_until,
 )
@@ -92,13 +90,7 @@ def test_thirty_texts_at_ten_a_second_through_two_real_workers_stay_within_the_l
             messages.queue_sms(hl, VOLUNTEER, f"通知{i:02d}", kind="notice")
         wait_until(lambda: len(fake.accepted) >= 30, timeout=20)
     finally:
-        for worker in workers:
-            os.killpg(worker.pid, signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        stop_workers(workers)
     times = fake.send_times()
     assert [r.status for r in fake.sends()].count(429) == 0
     assert len(times) == 30

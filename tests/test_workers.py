@@ -39,6 +39,7 @@ from tests.conftest import (
 from tests.fake_twilio import (
     FakeTwilio,
     start_worker,
+    stop_workers,
     twilio_env,
     wait_until,
 )
@@ -70,15 +71,7 @@ def spawn(hl: Hotline, fake: FakeTwilio, tmp_path: Path) -> Iterator[Spawn]:
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    stop_workers(started)
 
 
 def record(hl: Hotline, mid: str) -> messages.Message:

@@ -15,6 +15,7 @@ from gateway.embedded import EmbeddedRedis
 from gateway.registry_file import import_file
 from gateway.store import connect
 from tests.bench import webhooks
+from tests.bench.app import BASELINE
 
 PUBLIC_URL = "https://hotline.example.org"
 TOKEN = "bench-token"
@@ -41,7 +42,7 @@ def bench_webhooks(env: dict[str, str], tmp: Path, seconds: int, connections: in
         for name, route, params in (("voice", "/twilio/voice", voice),
                                     ("sms", "/twilio/sms", sms)):
             base_file, target_file = tmp / f"{name}-baseline.txt", tmp / f"{name}.txt"
-            webhooks.write_requests(base_file, PUBLIC_URL, TOKEN, "/bench/baseline", count,
+            webhooks.write_requests(base_file, PUBLIC_URL, TOKEN, BASELINE, count,
                                     params)
             webhooks.write_requests(target_file, PUBLIC_URL, TOKEN, route, count, params)
             webhooks.wrk(base, base_file, 2, connections)  # warm-up
