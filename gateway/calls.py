@@ -2,9 +2,10 @@
 
 The menu itself is `ivr` (pure). Here: the call's state under `KEYS.call(sid)` (a hash with a
 TTL: ``state`` JSON, ``twiml:<n>`` the answer to step n, ``claim:<n>``, ``ticket``, ``texted``,
-``recording``), the de-dup of a step delivered twice (same CallSid and step: the stored answer
-is returned, nothing changes), opening the ticket exactly once per call, the recording
-callback, and the missed-call ticket from the call's status callback.
+``recording``; step 0 stores nothing, step 1 rebuilds its state), the de-dup of a step
+delivered twice (same CallSid and step: the stored answer is returned, nothing changes),
+opening the ticket exactly once per call, the recording callback, and the missed-call ticket
+from the call's status callback.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
@@ -41,25 +43,63 @@ _AUDIO_PART = re.compile(r"^[^/\\]+$")
 # --- the webhook steps ---------------------------------------------------------------------
 
 def answer(hl: Hotline, form: Mapping[str, str]) -> str:
-    """POST /twilio/voice: the call is answered (step 0)."""
+    """POST /twilio/voice: the call is answered (step 0).
+
+    Step 0 changes nothing: its answer is a function of the caller's registry row, so it is
+    neither claimed nor stored; step 1 rebuilds the same starting state (`_first`). The one
+    Redis call is the registry lookup.
+    """
+    call, raw_from = _first(hl, form)
+    xml = _first_twiml(hl.settings, call, sorry=not raw_from)
     sid = _sid(form)
+    if sid is not None and log.isEnabledFor(logging.INFO):
+        log.info("call %s from %s: answered (%s)", sid[-6:], mask(call.caller),
+                 "known" if call.known else "unknown")
+    return xml
+
+
+def _first(hl: Hotline, form: Mapping[str, str]) -> tuple[Call, str]:
+    """The call as it starts (the caller looked up in the registry), and the raw From."""
     raw_from = (form.get("From") or "").strip()
-    caller = (try_normalise(raw_from[:40], hl.settings.default_region) or "") if raw_from else ""
+    caller, mobile = _caller(raw_from[:40], hl.settings.default_region) if raw_from else ("", False)
     person = registry.person(hl.r, caller) if caller else None
     language = person.language if person and person.language in ("zh", "en") \
         else hl.settings.language
     first = ivr.start(caller, known=person is not None, village=person.village if person else "",
-                      mobile=bool(caller) and is_mobile(caller), language=language,
-                      now=clock.timestamp())
-    if not raw_from:
+                      mobile=mobile, language=language, now=clock.timestamp())
+    return first.call, raw_from
+
+
+FIRST_TWIML_SECONDS = 10.0  # how long a rendered first answer is reused (template edits show soon)
+_first_cache: dict[tuple[object, ...], tuple[float, str]] = {}
+
+
+def _first_twiml(settings: Settings, call: Call, *, sorry: bool) -> str:
+    """The TwiML of step 0, which depends only on the caller's language, village and known-ness."""
+    key = (settings.templates_dir, settings.public_url, settings.voice, settings.language,
+           call.language, call.village if call.known else "", call.known, sorry)
+    now = time.monotonic()
+    hit = _first_cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    first = ivr.start(call.caller, known=call.known, village=call.village, mobile=call.mobile,
+                      language=call.language, now=call.started)
+    if sorry:
         # No caller number at all is not something Twilio sends: apologise, then the menu.
         first = Step(first.call, (Prompt("sorry"), *first.prompts), first.then,
                      intro=first.intro[:1])
-    if sid is None:
-        return _render(hl.settings, first)
-    log.info("call %s from %s: answered (%s)", sid[-6:], mask(caller),
-             "known" if person else "unknown")
-    return _once(hl, sid, 0, lambda: first)
+    xml = _render(settings, first)
+    if len(_first_cache) > 1024:
+        _first_cache.clear()
+    _first_cache[key] = (now + FIRST_TWIML_SECONDS, xml)
+    return xml
+
+
+@lru_cache(maxsize=4096)
+def _caller(raw: str, region: str) -> tuple[str, bool]:
+    """(E.164 or "", can receive SMS) for a From value; parsing numbers is slow, so kept."""
+    caller = try_normalise(raw, region) or ""
+    return caller, bool(caller) and is_mobile(caller)
 
 
 def step(hl: Hotline, stage: str, step_no: str, form: Mapping[str, str]) -> str:
@@ -69,13 +109,15 @@ def step(hl: Hotline, stage: str, step_no: str, form: Mapping[str, str]) -> str:
         return answer(hl, form)
     n = int(step_no) if step_no.isdigit() and len(step_no) < 6 else -1
     key = KEYS.call(sid)
-    stored = hl.r.hget(key, f"twiml:{n}")
+    stored, raw = hl.r.hmget(key, f"twiml:{n}", "state")
     if stored:
         return str(stored)
-    raw = hl.r.hget(key, "state")
-    if raw is None:  # state expired or never made: start the menu again rather than drop them
+    if raw is not None:
+        call = Call.from_dict(json.loads(raw))
+    elif n == 1 and stage == "menu":
+        call, _ = _first(hl, form)  # the first key of the call: step 0 stored nothing
+    else:  # state expired or never made: start the menu again rather than drop them
         return answer(hl, form)
-    call = Call.from_dict(json.loads(raw))
     if n != call.step or stage != call.stage or stage not in STAGES:
         return _latest(hl, sid, call)  # a stale or stray request changes nothing
     if stage in ("name", "voicemail"):

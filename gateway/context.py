@@ -50,25 +50,34 @@ class Hotline:
         80-120%), so a backlog does not hammer a provider that has just come back in step.
         """
         s = self.settings
-        intervals: list[int] = []
-        gap, total = float(max(s.retry_first, 1)), 0
+        cap, rand = s.retry_max, random.random  # locals: this runs for every job enqueued
+        gap = float(max(s.retry_first, 1))
+        wait = max(1, round(min(gap * (0.5 + 0.5 * rand()), cap)))
+        intervals = [wait]
+        total = wait
         while total < s.retry_for:
-            spread = (0.5, 1.0) if not intervals else (0.8, 1.2)
-            wait = max(1, round(min(gap * random.uniform(*spread), s.retry_max)))
+            gap = min(gap * 2, cap)
+            wait = max(1, round(min(gap * (0.8 + 0.4 * rand()), cap)))
             intervals.append(wait)
             total += wait
-            gap = min(gap * 2, s.retry_max)
         return Retry(max=len(intervals), interval=intervals)
 
     def enqueue(self, func: str, *args: Any, job_id: str | None = None,
-                delay: float | None = None, at_front: bool = False) -> None:
-        """Queue a job by dotted path, so the web process never imports worker code."""
+                delay: float | None = None, at_front: bool = False,
+                pipeline: Any = None) -> None:
+        """Queue a job by dotted path, so the web process never imports worker code.
+
+        `pipeline` (a MULTI of `self.rq`, not delayed) makes the job part of the caller's
+        transaction: it is queued together with the writes it acts on, or not at all.
+        """
         if job_id:
             # RQ accepts letters, digits, _ and - only; ids built from timestamps carry dots.
             job_id = re.sub(r"[^A-Za-z0-9_-]", "_", job_id)
         kwargs: dict[str, Any] = {"job_id": job_id, "retry": self.retry(),
                                   "failure_ttl": 30 * 86400}
-        if delay:
+        if pipeline is not None and not delay:
+            self.queue.enqueue(func, *args, at_front=at_front, pipeline=pipeline, **kwargs)
+        elif delay:
             from datetime import timedelta
 
             self.queue.enqueue_in(timedelta(seconds=delay), func, *args, **kwargs)

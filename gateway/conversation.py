@@ -41,11 +41,11 @@ def handle_text(hl: Hotline, sender: str, body: str, *, channel: str,
     """Handle one inbound text and return the reply for its sender (None: no reply)."""
     phone = try_normalise(sender, hl.settings.default_region)
     stored = sms_grammar.printable(body or "")[:STORED_BODY]
-    count = _count(hl, phone or sender[:40])
+    count, mid, found = _count(hl, phone or sender[:40], look_up=phone is not None)
     limit = hl.settings.inbound_limit
     if count <= limit * 10:  # past that, a flood is not worth the storage
         messages.record_inbound(hl, phone or sender[:40], stored, channel=channel,
-                                provider_id=provider_id)
+                                provider_id=provider_id, mid=mid)
     if phone is None:
         log.info("sms from an unusable sender ignored (%s)", channel)
         return None
@@ -53,7 +53,7 @@ def handle_text(hl: Hotline, sender: str, body: str, *, channel: str,
         if count == limit + 1:
             log.warning("sms from %s over the limit of %d a minute: ignoring", mask(phone), limit)
         return None
-    person = registry.person(hl.r, phone)
+    person = Person.from_hash(found) if found else None
     team = person is not None and person.role in TEAM_GRAMMAR_ROLES
     command = sms_grammar.parse(body or "", volunteer=team)
     with _one_at_a_time(hl, phone):
@@ -95,14 +95,18 @@ def dial(e164: str, region: str = "CN") -> str:
     return "".join(ch for ch in national if ch.isdigit())
 
 
-def _count(hl: Hotline, phone: str) -> int:
-    """This number's texts in the current window, this one included."""
+def _count(hl: Hotline, phone: str, *, look_up: bool) -> tuple[int, str, dict[str, str]]:
+    """This number's texts in the current window (this one included), an id for its record and,
+    when `look_up`, its registry row: one round trip to Redis."""
     key = KEYS.rate(f"sms-in:{phone}", int(clock.timestamp() // WINDOW))
     with hl.r.pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, WINDOW * 2)
-        count, _ = pipe.execute()
-    return int(count)
+        messages.next_id(pipe)
+        if look_up:
+            pipe.hgetall(KEYS.person(phone))
+        count, _, seq, *found = pipe.execute()
+    return int(count), messages.id_of(seq), (found[0] if found else {})
 
 
 @contextmanager
@@ -144,7 +148,7 @@ def _resident(hl: Hotline, phone: str, person: Person | None, cmd: Command) -> s
                 hl.enqueue("workers.followups.added", current.code, addition,
                            job_id=f"added-{current.code}-{lines}")
         return _say(hl, "appended", person, ticket=current)
-    ticket = tickets.open_ticket(hl, phone, cmd.category, "sms", text=cmd.text)
+    ticket = tickets.open_ticket(hl, phone, cmd.category, "sms", text=cmd.text, person=person)
     return _say(hl, "opened", person, ticket=ticket, known=person is not None,
                 ask_text=not cmd.text and cmd.digit == "9")
 

@@ -79,9 +79,18 @@ def set_opt_out(hl: Hotline, phone: str, out: bool) -> None:
         hl.r.srem(KEYS.optout, phone)
 
 
-def _new(hl: Hotline, fields: dict[str, str]) -> Message:
+def next_id(pipe: Any) -> None:
+    """Queue the counter step that makes a new record id on `pipe`; `id_of` reads its reply."""
+    pipe.incr(KEYS.seq("message"))
+
+
+def id_of(seq: object) -> str:
+    return f"m{seq}"
+
+
+def _new(hl: Hotline, fields: dict[str, str], mid: str = "") -> Message:
     now = clock.timestamp()
-    mid = f"m{hl.r.incr(KEYS.seq('message'))}"
+    mid = mid or id_of(hl.r.incr(KEYS.seq("message")))
     record = {"id": mid, "created_at": str(now), "updated_at": str(now), **fields}
     with hl.r.pipeline(transaction=True) as pipe:
         pipe.hset(KEYS.message(mid), mapping=record)
@@ -110,10 +119,11 @@ def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
 
 
 def record_inbound(hl: Hotline, sender: str, body: str, *, channel: str,
-                   provider_id: str = "", to: str = "") -> Message:
+                   provider_id: str = "", to: str = "", mid: str = "") -> Message:
+    """Record a text received; `mid` is an id the caller already took with `next_id`."""
     return _new(hl, {"direction": "in", "to": to, "sender": sender, "body": body,
                      "kind": "inbound", "status": "received", "channel": channel,
-                     "provider_id": provider_id})
+                     "provider_id": provider_id}, mid)
 
 
 def update(hl: Hotline, mid: str, **changes: str | int) -> Message | None:

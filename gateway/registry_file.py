@@ -112,8 +112,12 @@ def _read_csv(path: Path) -> Iterator[list[object]]:
         raise RegistryFileError(f"cannot read {path}: {exc.strerror}") from None
     if "\x00" in text:
         raise RegistryFileError("not a CSV file (binary content)")
-    for row in csv.reader(io.StringIO(text)):
-        yield list(row)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            yield list(row)
+    except csv.Error as exc:
+        raise RegistryFileError(f"not a readable CSV file (line {reader.line_num}: {exc})") from None
 
 
 def _read_xlsx(path: Path) -> Iterator[list[object]]:

@@ -123,12 +123,20 @@ def _entry(who: str, what: str, note: str = "") -> str:
                       ensure_ascii=False)
 
 
+_LOOK_UP = object()  # open_ticket's default: find the caller in the registry itself
+
+
 def open_ticket(hl: Hotline, caller: str, category: str, channel: str, *, text: str = "",
-                recording_url: str = "", call_sid: str = "", notify: bool = True) -> Ticket:
-    """Store a new ticket with its indexes and first history entry, then queue the offer."""
+                recording_url: str = "", call_sid: str = "", notify: bool = True,
+                person: Person | object | None = _LOOK_UP) -> Ticket:
+    """Store a new ticket with its indexes and first history entry, and queue the offer with
+    them in one transaction. `person`: the caller's registry row when the caller already has
+    it (None: not registered), saving a lookup."""
     if category not in CATEGORIES:
         category = "other"
-    person = registry.person(hl.r, caller)
+    if person is _LOOK_UP:
+        person = registry.person(hl.r, caller)
+    assert person is None or isinstance(person, Person)
     now = clock.timestamp()
     code = str(FIRST_CODE + int(hl.r.incr(KEYS.seq("ticket"))))
     vid = person.village_id if person and person.village_id else TRIAGE
@@ -142,18 +150,22 @@ def open_ticket(hl: Hotline, caller: str, category: str, channel: str, *, text: 
         "language": (person.language if person else "") or hl.settings.language,
         "call_sid": call_sid,
     }
-    with hl.r.pipeline(transaction=True) as pipe:
+    # RQ's client: the offer job is queued inside the same MULTI as the ticket it offers.
+    with hl.rq.pipeline(transaction=True) as pipe:
+        pipe.multi()
         pipe.hset(KEYS.ticket(code), mapping=fields)
         pipe.zadd(KEYS.tickets, {code: now})
         pipe.zadd(KEYS.tickets_by_status("new"), {code: now})
         pipe.zadd(KEYS.tickets_by_village(vid), {code: now})
         pipe.zadd(KEYS.tickets_by_caller(caller), {code: now})
         pipe.rpush(KEYS.history(code), _entry(caller, "opened", f"{channel}/{category}"))
+        if notify:
+            hl.enqueue("workers.tickets.offer_ticket", code, job_id=f"offer-{code}",
+                       pipeline=pipe)
         pipe.execute()
     ticket = Ticket.from_hash(fields)
-    log.info("ticket #%s opened: %s %s from %s", code, channel, category, mask(caller))
-    if notify:
-        hl.enqueue("workers.tickets.offer_ticket", code, job_id=f"offer-{code}")
+    if log.isEnabledFor(logging.INFO):
+        log.info("ticket #%s opened: %s %s from %s", code, channel, category, mask(caller))
     return ticket
 
 

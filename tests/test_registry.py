@@ -151,3 +151,11 @@ def test_a_changed_row_updates_the_person_and_their_team(hl: Hotline, tmp_path: 
     assert person is not None and (person.name, person.grid) == ("Wang Fang", "G2")
     assert registry.team(hl.r, person.village_id, "G1") == []
     assert [p.name for p in registry.team(hl.r, person.village_id, "G2")] == ["Wang Fang"]
+
+
+def test_a_csv_with_a_stray_carriage_return_is_refused_cleanly(hl: Hotline, tmp_path: Path) -> None:
+    """A lone CR (an old Mac line end) ends a row, as spreadsheets read it: the halves are bad rows."""
+    path = write(tmp_path, EN_HEADER + "\nUnity,G1,Wang\rFang,13800000003,volunteer,,,\n")
+    report = import_file(hl.r, path, "CN")
+    assert not report.ok and report.errors[0][0] == 2
+    assert registry.is_empty(hl.r)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from xml.sax.saxutils import escape
 
 from flask import Blueprint, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
@@ -19,10 +20,24 @@ bp = Blueprint("twilio_sms", __name__)
 
 def twiml(reply: str | None) -> Response:
     """`<Response><Message>reply</Message></Response>`, or an empty `<Response/>`."""
-    answer = MessagingResponse()
-    if reply:
+    return Response(twiml_text(reply), mimetype="text/xml")
+
+
+_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>'
+_EMPTY = str(MessagingResponse())
+
+
+def twiml_text(reply: str | None) -> str:
+    """The document MessagingResponse writes, without building its element tree each time."""
+    if not reply:
+        return _EMPTY
+    try:
+        reply.encode("utf-8")
+    except UnicodeEncodeError:  # the package turns what UTF-8 cannot carry into references
+        answer = MessagingResponse()
         answer.message(reply)
-    return Response(str(answer), mimetype="text/xml")
+        return str(answer)
+    return f"{_DECLARATION}<Response><Message>{escape(reply)}</Message></Response>"
 
 
 @bp.post("/twilio/sms")
