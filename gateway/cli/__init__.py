@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
 import click
 
 from gateway import logs
+from gateway.cli import channels, messages, notices, registry, service, tickets, users
 from gateway.settings import ConfigError
-
-# Each area keeps its commands in a module of its own, exposing `commands`.
-AREAS = ("gateway.cli.service", "gateway.cli.registry", "gateway.cli.tickets",
-         "gateway.cli.messages", "gateway.cli.notices", "gateway.cli.users",
-         "gateway.cli.channels")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,14 +17,9 @@ def cli() -> None:
     """hotline: the village help-line gateway."""
 
 
-for _area in AREAS:
-    try:
-        _module = importlib.import_module(_area)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _area:
-            raise
-        continue
-    for _command in _module.commands:
+# Each area keeps its commands in a module of its own, exposing `commands`.
+for _area in (service, registry, tickets, messages, notices, users, channels):
+    for _command in _area.commands:
         cli.add_command(_command)
 
 

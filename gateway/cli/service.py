@@ -111,14 +111,9 @@ def run(host: str, port: int) -> None:
 
 def _first_admin() -> str | None:
     """Create the first admin account if there is none, and say how to log in."""
-    import importlib
+    from gateway import accounts
 
-    try:
-        accounts = importlib.import_module("gateway.accounts")
-    except ModuleNotFoundError:
-        return None
-    message: str | None = accounts.ensure_first_admin(hotline())
-    return message
+    return accounts.ensure_first_admin(hotline())
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
