@@ -103,15 +103,20 @@ def _new(hl: Hotline, fields: dict[str, str], mid: str = "") -> Message:
 
 
 def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
-              notice: str = "", delay: float | None = None) -> Message:
-    """Record an outbound SMS and queue its sending; a number that opted out gets nothing."""
+              notice: str = "", delay: float | None = None, job: str = "") -> Message:
+    """Record an outbound SMS and queue its sending; a number that opted out gets nothing.
+
+    With `job`, nothing is queued: the record names that running job, which makes the first
+    attempt itself (workers.messages.send_inline); the sweeper redoes it if that job dies.
+    """
     status = "queued"
     if kind not in ALWAYS_SENT and opted_out(hl, to):
         status = "optedout"
-    message = _new(hl, {"direction": "out", "to": to, "body": body, "kind": kind,
-                        "status": status, "ticket": ticket, "notice": notice,
-                        "channel": hl.settings.sms_channel, "attempts": "0"})
-    if status == "queued":
+    fields = {"direction": "out", "to": to, "body": body, "kind": kind, "status": status,
+              "ticket": ticket, "notice": notice, "channel": hl.settings.sms_channel,
+              "attempts": "0"}
+    message = _new(hl, fields | {"job": job} if job else fields)
+    if status == "queued" and not job:
         hl.enqueue("workers.messages.send_message", message.id, job_id=f"send-{message.id}",
                    delay=delay)
     log.info("sms %s to %s: %s (%s)", message.id, mask(to), kind, status)

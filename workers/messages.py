@@ -12,6 +12,10 @@ Between a queued message and its channel stand:
 - a lookup, before any second attempt: if the provider already has the message (the worker
   died or timed out while the provider was answering), its id is recorded and nothing is
   sent again.
+
+An offer job makes the first attempt at its own texts in-process (send_inline), which halves
+the jobs per ticket; whatever cannot go at once (its turn is later, the gate is closed, the
+provider failed) becomes a queued send job as above.
 """
 
 from __future__ import annotations
@@ -115,14 +119,33 @@ def current_job_of(hl: Hotline, mid: str) -> str:
 
 def send_message(mid: str, slot: float | None = None) -> str:
     """Send message `mid` unless it already went; transient errors raise so RQ retries."""
-    hl = hotline()
+    return _send(hotline(), mid, slot, inline=False)
+
+
+def send_inline(hl: Hotline, mid: str) -> str:
+    """One attempt at `mid` inside the running job its record names (an offer job).
+
+    It never waits and never raises for the provider: a later pacing turn, or a transient
+    failure that made it the outage probe, becomes a queued send job; a closed gate parks it.
+    Should this job die meanwhile, the record names a dead job and the sweeper sends it
+    (after a lookup, if the attempt had begun).
+    """
+    try:
+        return _send(hl, mid, None, inline=True)
+    except Exception:  # a bug or a Redis blip: the queued job (and the sweeper behind it) retries
+        log.exception("sms %s: inline attempt failed; queueing it", mid)
+        enqueue_send(hl, mid)
+        return "queued"
+
+
+def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
     message = messages.get(hl, mid)
     if message is None:
         log.warning("send_message: no record %s", mid)
         return "missing"
     if message.status not in PENDING or message.provider_id:
         return message.status  # already sent (or given up): a re-run does nothing
-    job = get_current_job()
+    job = None if inline else get_current_job()
     if job is not None and job.id != current_job_of(hl, mid) and job_alive(hl, current_job_of(hl, mid)):
         return "superseded"  # a newer job has this message (a re-enqueue for its turn)
     if message.kind not in messages.ALWAYS_SENT and messages.opted_out(hl, message.to):
@@ -147,7 +170,7 @@ def send_message(mid: str, slot: float | None = None) -> str:
             sender = str(getattr(channel, "sender", "") or name)
             slot = pacing.reserve(hl, sender) if slot is None else slot
             while (wait := pacing.claim(hl, sender, slot)) > 0:
-                if wait > HOLD:
+                if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
                     enqueue_send(hl, mid, slot=slot, at=pacing.server_now(hl) + wait)
                     return "paced"
                 time.sleep(wait)
@@ -158,7 +181,7 @@ def send_message(mid: str, slot: float | None = None) -> str:
     except TransportError as exc:
         if exc.permanent:
             return _refused(hl, message, exc, channel, gate)
-        return _transient(hl, message, exc, channel, gate)
+        return _transient(hl, message, exc, channel, gate, inline)
     _accepted(hl, message, channel, receipt, gate)
     return receipt.status
 
@@ -231,7 +254,7 @@ def _refused(hl: Hotline, message: Message, exc: TransportError, channel: Channe
 
 
 def _transient(hl: Hotline, message: Message, exc: TransportError, channel: Channel,
-               gate: Gate) -> str:
+               gate: Gate, inline: bool = False) -> str:
     error = f"{exc.code} {exc}".strip()
     messages.update(hl, message.id, status="queued", error=error)
     if not _keeps_state(channel):
@@ -239,6 +262,9 @@ def _transient(hl: Hotline, message: Message, exc: TransportError, channel: Chan
     if gate.fail(message):
         log.warning("sms %s to %s: %s; retrying, others wait", message.id, mask(message.to),
                     error)
+        if inline:  # the probe's retries are a send job's, first after HOTLINE_RETRY_FIRST
+            enqueue_send(hl, message.id, at=pacing.server_now(hl) + hl.settings.retry_first)
+            return "retrying"
         raise exc  # the probe: RQ retries it on the policy
     log.info("sms %s held: the channel is in outage", message.id)
     return "held"

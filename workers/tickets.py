@@ -9,6 +9,9 @@ Levels: 0 the grid's team (registry order), 1 the village heads, 2 the township 
 A ticket from an unknown caller (triage) goes to everyone on a duty list and stays there.
 A round is one life of the offer: releasing a ticket starts a new round, whose timers
 replace the old ones.
+
+An offer job sends its own texts (one attempt each, after the lock is let go) rather than
+queueing a send job per text: see workers.messages.send_inline.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rq import get_current_job
+
 from gateway import clock, messages, registry, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask
 from gateway.registry import Person
 from gateway.store import KEYS
 from gateway.tickets import Ticket, TicketError
+from workers.messages import send_inline
 from workers.runtime import hotline
 from workers.service import job_alive, schedule_at
 
@@ -81,8 +87,11 @@ def round_of(hl: Hotline, code: str) -> int:
 def offer_ticket(code: str, level: int = 0, round_: int | None = None) -> str:
     """Offer the ticket at `level` (0 when it opens; later levels are the escalation timers)."""
     hl = hotline()
+    out: list[str] = []
     with ticket_lock(hl, code):
-        return _offer(hl, code, level, round_)
+        result = _offer(hl, code, level, round_, out)
+    _send_now(hl, out)
+    return result
 
 
 def offer_next(code: str, mid: str) -> str:
@@ -93,23 +102,37 @@ def offer_next(code: str, mid: str) -> str:
     than after the escalation timer.
     """
     hl = hotline()
+    out: list[str] = []
     with ticket_lock(hl, code):
-        ticket = tickets.get(hl, code)
-        if ticket is None or ticket.status not in tickets.WAITING:
-            return "nothing to do"
-        current = round_of(hl, code)
-        level = ticket.escalation_level
-        people = recipients(hl, ticket, level)
-        offered = set(tickets.offered_to(hl, code))
-        fresh = [p for p in people if p.phone not in offered]
-        if fresh:
-            ticket = tickets.mark_offered(hl, code, [fresh[0].phone], level)
-            _offer_once(hl, ticket, fresh[0], level, current)
-            return "offered to the next member"
-        if level < top_level(ticket) and _all_gone(hl, code, people, current):
-            log.info("#%s: no offer at level %d can arrive; escalating now", code, level)
-            return _offer(hl, code, level + 1, current)
-        return "others still have the offer"
+        result = _offer_next(hl, code, out)
+    _send_now(hl, out)
+    return result
+
+
+def _offer_next(hl: Hotline, code: str, out: list[str]) -> str:
+    ticket = tickets.get(hl, code)
+    if ticket is None or ticket.status not in tickets.WAITING:
+        return "nothing to do"
+    current = round_of(hl, code)
+    level = ticket.escalation_level
+    people = recipients(hl, ticket, level)
+    offered = set(tickets.offered_to(hl, code))
+    fresh = [p for p in people if p.phone not in offered]
+    if fresh:
+        ticket = tickets.mark_offered(hl, code, [fresh[0].phone], level)
+        _offer_once(hl, ticket, fresh[0], level, current, out)
+        return "offered to the next member"
+    if level < top_level(ticket) and _all_gone(hl, code, people, current):
+        log.info("#%s: no offer at level %d can arrive; escalating now", code, level)
+        return _offer(hl, code, level + 1, current, out)
+    return "others still have the offer"
+
+
+def _send_now(hl: Hotline, out: list[str]) -> None:
+    """This job's first attempt at each text it recorded, in order, with the ticket's lock let
+    go (a slow provider must not hold up a volunteer's reply)."""
+    for mid in out:
+        send_inline(hl, mid)
 
 
 def remind_assignee(code: str, accepted_at: str) -> str:
@@ -134,7 +157,7 @@ def remind_assignee(code: str, accepted_at: str) -> str:
         return "reminded"
 
 
-def _offer(hl: Hotline, code: str, level: int, round_: int | None) -> str:
+def _offer(hl: Hotline, code: str, level: int, round_: int | None, out: list[str]) -> str:
     ticket = tickets.get(hl, code)
     if ticket is None or ticket.status not in tickets.WAITING:
         return "nothing to do"
@@ -158,7 +181,7 @@ def _offer(hl: Hotline, code: str, level: int, round_: int | None) -> str:
             ticket = tickets.mark_offered(hl, code, fresh, max(level, ticket.escalation_level))
         except TicketError:
             return "nothing to do"  # taken in the meantime
-    sent = sum(_offer_once(hl, ticket, p, level, current) for p in people)
+    sent = sum(_offer_once(hl, ticket, p, level, current, out) for p in people)
     if level >= ticket.escalation_level and level < top:
         after = escalate_after(hl, ticket)
         job_id = f"escalate-{code}-{current}-{level + 1}"
@@ -166,12 +189,17 @@ def _offer(hl: Hotline, code: str, level: int, round_: int | None) -> str:
             schedule_at(hl, "workers.tickets.offer_ticket", code, level + 1, current,
                         job_id=job_id, at=clock.timestamp() + after)
         if _all_gone(hl, code, people, current):
-            return _offer(hl, code, level + 1, current)
+            return _offer(hl, code, level + 1, current, out)
     return f"offered at level {level} to {sent}"
 
 
-def _offer_once(hl: Hotline, ticket: Ticket, person: Person, level: int, round_: int) -> int:
-    """Queue the offer (or escalation) text to `person` unless this round already has one."""
+def _offer_once(hl: Hotline, ticket: Ticket, person: Person, level: int, round_: int,
+                out: list[str]) -> int:
+    """Record the offer (or escalation) text to `person` unless this round already has one.
+
+    Run by a worker, the text is added to `out` for this job to send, its record naming the
+    job so that the sweeper leaves it alone while the job lives; else a send job is queued.
+    """
     key = KEYS.ticket_messages(ticket.code)
     purpose = f"offer:{round_}:{person.phone}"
     if hl.r.hexists(key, purpose):
@@ -181,9 +209,12 @@ def _offer_once(hl: Hotline, ticket: Ticket, person: Person, level: int, round_:
     body = texts.sms(hl.settings, "escalation" if escalated else "offer",
                      language=_language(person), village=ticket.village, ticket=ticket,
                      minutes=waited)
+    job = get_current_job()
     message = messages.queue_sms(hl, person.phone, body, kind="escalation" if escalated else "offer",
-                                 ticket=ticket.code)
+                                 ticket=ticket.code, job=job.id if job else "")
     hl.r.hset(key, purpose, message.id)
+    if job and message.status == "queued":
+        out.append(message.id)
     return 1
 
 
