@@ -16,7 +16,7 @@ from gateway.context import Hotline
 from gateway.conversation import dial
 from gateway.phones import is_mobile, mask
 from gateway.registry import Person
-from gateway.store import first_seen
+from gateway.store import first_seen, forget_seen
 from gateway.tickets import Ticket
 from workers.runtime import hotline
 
@@ -100,12 +100,17 @@ def _send(hl: Hotline, ticket: Ticket, to: str, template: str, kind: str, stamp:
     """Queue one text about the ticket, once per recipient and event."""
     if not is_mobile(to):
         return 0
-    if not first_seen(hl.r, "followup", f"{ticket.code}:{stamp}:{template}:{to}"):
-        return 0  # a re-run: already queued
     person: Person | None = registry.person(hl.r, to)
     lang = language or (person.language if person else "") or None
     body = texts.sms(hl.settings, template, language=lang, village=ticket.village, ticket=ticket,
                      **context)
-    messages.queue_sms(hl, to, body, kind=kind, ticket=ticket.code)
+    claim = f"{ticket.code}:{stamp}:{template}:{to}"
+    if not first_seen(hl.r, "followup", claim):
+        return 0  # a re-run: already queued
+    try:
+        messages.queue_sms(hl, to, body, kind=kind, ticket=ticket.code)
+    except Exception:
+        forget_seen(hl.r, "followup", claim)  # not queued: let the job's retry queue it
+        raise
     tickets.note(hl, ticket.code, "system", f"sms:{kind}", mask(to))
     return 1
