@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from redis.exceptions import WatchError
 
 from gateway import clock
 from gateway.context import Hotline
@@ -131,25 +134,44 @@ def record_inbound(hl: Hotline, sender: str, body: str, *, channel: str,
                      "provider_id": provider_id}, mid)
 
 
-def update(hl: Hotline, mid: str, **changes: str | int) -> Message | None:
-    """Change a record's fields; a status change moves it between the status indexes."""
+def update(hl: Hotline, mid: str,
+           decide: Callable[[Message], dict[str, str | int] | None] | None = None, /,
+           **changes: str | int) -> Message | None:
+    """Change a record's fields; a status change moves it between the status indexes.
+
+    Atomic (WATCH/MULTI, retried), so two updates at once never leave a message in two status
+    indexes. `decide`, given the record as it is inside the transaction, returns further
+    changes, or None to change nothing.
+    """
     key = KEYS.message(mid)
-    old = hl.r.hgetall(key)
-    if not old:
-        return None
-    now = clock.timestamp()
-    fields = {k: str(v) for k, v in changes.items()} | {"updated_at": str(now)}
     with hl.r.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=fields)
-        new_status = fields.get("status")
-        if new_status and new_status != old.get("status"):
-            created = float(old.get("created_at") or now)
-            pipe.zrem(KEYS.messages_by_status(old.get("status", "")), mid)
-            pipe.zadd(KEYS.messages_by_status(new_status), {mid: created})
-        if fields.get("provider_id"):
-            pipe.set(KEYS.message_by_sid(fields["provider_id"]), mid)
-        pipe.execute()
-    return Message.from_hash({**old, **fields})
+        while True:
+            try:
+                pipe.watch(key)
+                old = pipe.hgetall(key)
+                if not old:
+                    return None
+                wanted: dict[str, str | int] = dict(changes)
+                if decide is not None:
+                    more = decide(Message.from_hash(old))
+                    if more is None:
+                        return Message.from_hash(old)
+                    wanted.update(more)
+                now = clock.timestamp()
+                fields = {k: str(v) for k, v in wanted.items()} | {"updated_at": str(now)}
+                pipe.multi()
+                pipe.hset(key, mapping=fields)
+                new_status = fields.get("status")
+                if new_status and new_status != old.get("status"):
+                    created = float(old.get("created_at") or now)
+                    pipe.zrem(KEYS.messages_by_status(old.get("status", "")), mid)
+                    pipe.zadd(KEYS.messages_by_status(new_status), {mid: created})
+                if fields.get("provider_id"):
+                    pipe.set(KEYS.message_by_sid(fields["provider_id"]), mid)
+                pipe.execute()
+                return Message.from_hash({**old, **fields})
+            except WatchError:
+                continue
 
 
 def list_messages(hl: Hotline, *, status: str | None = None, limit: int = 200,
@@ -197,19 +219,27 @@ def record_delivery(hl: Hotline, provider_id: str, status: str, *, error: str = 
             message = candidate
     if message is None:
         return None
-    changes: dict[str, str | int] = {}
-    if provider_id and not message.provider_id:
-        changes["provider_id"] = provider_id
     ours = PROVIDER_STATUS.get(status.lower(), "sent" if provider_id else "")
-    if ours and RANK.get(ours, 0) > RANK.get(message.status, 0):
-        changes["status"] = ours
-    if error and ours in ("undelivered", "failed"):
-        changes["error"] = error
-    if not changes:
-        return message
-    updated = update(hl, message.id, **changes)
+    moved: list[str] = []
+
+    def decide(current: Message) -> dict[str, str | int] | None:
+        # Judged on the record as it is now: two reports at once never move it backwards.
+        moved.clear()  # a retried transaction decides afresh
+        changes: dict[str, str | int] = {}
+        if provider_id and not current.provider_id:
+            changes["provider_id"] = provider_id
+        if ours and RANK.get(ours, 0) > RANK.get(current.status, 0):
+            changes["status"] = ours
+            moved.append(ours)
+        if error and ours in ("undelivered", "failed"):
+            changes["error"] = error
+        return changes or None
+
+    updated = update(hl, message.id, decide)
+    if not moved:
+        return updated
     log.info("sms %s to %s: provider says %s", message.id, mask(message.to), status)
-    if changes.get("status") in ("undelivered", "failed") and message.kind in OFFERS and message.ticket:
-        hl.enqueue("workers.tickets.offer_next", message.ticket, message.to,
+    if moved[0] in ("undelivered", "failed") and message.kind in OFFERS and message.ticket:
+        hl.enqueue("workers.tickets.offer_next", message.ticket, message.id,
                    job_id=f"next-{message.ticket}-{message.id}")
     return updated

@@ -135,3 +135,32 @@ def test_a_call_status_report_is_answered_when_the_voice_side_is_not_installed(
     monkeypatch.setitem(sys.modules, "gateway.calls", None)  # import fails as if absent
     params = {"CallSid": "CA" + "1" * 32, "CallStatus": "completed", "AccountSid": ACCOUNT_SID}
     assert post_twilio(client, "/twilio/status", params).status_code == 200
+
+
+def test_status_reports_arriving_together_never_move_a_message_back_or_into_two_indexes(
+        hl: Hotline) -> None:
+    import threading
+
+    from gateway.store import KEYS
+
+    for round_ in range(10):
+        message = messages.queue_sms(hl, "+8613800000003", f"通知{round_}", kind="notice")
+        messages.update(hl, message.id, status="sent", provider_id=f"SM{round_:032d}")
+        barrier = threading.Barrier(3)
+
+        def report_(status: str, sid: str = f"SM{round_:032d}",
+                    barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            messages.record_delivery(hl, sid, status)
+
+        threads = [threading.Thread(target=report_, args=(s,))
+                   for s in ("sent", "delivered", "sent")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = messages.get(hl, message.id)
+        assert final is not None and final.status == "delivered"
+        listed = [s for s in messages.STATUSES
+                  if hl.r.zscore(KEYS.messages_by_status(s), message.id) is not None]
+        assert listed == ["delivered"]
