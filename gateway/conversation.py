@@ -336,12 +336,19 @@ def _notice(hl: Hotline, person: Person, cmd: Command) -> str:
     everyone = cmd.verb == "notice_all"
     if not cmd.arg:
         return _say(hl, "notice_usage", person)
-    if not person.village_id:
+    # A township duty officer belongs to no village: their notice goes to every village of
+    # their town.
+    for_town = not person.village_id and person.role == "duty" and bool(person.town)
+    if not person.village_id and not for_town:
         return _say(hl, "no_village", person)
     try:
-        notice = notices.create(hl, person.village_id, cmd.arg, author=person.phone,
-                                audience="all" if everyone else "team")
+        if for_town:
+            notice = notices.create_for_town(hl, person.town, cmd.arg, author=person.phone,
+                                             audience="all" if everyone else "team")
+        else:
+            notice = notices.create(hl, person.village_id, cmd.arg, author=person.phone,
+                                    audience="all" if everyone else "team")
     except notices.NoticeError as exc:
         log.info("notice by %s refused: %s", mask(person.phone), exc)
         return _say(hl, "notice_usage", person)
-    return _say(hl, "notice_saved", person, notice=notice, everyone=everyone)
+    return _say(hl, "notice_saved", person, notice=notice, everyone=everyone, town=for_town)

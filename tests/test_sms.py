@@ -582,3 +582,16 @@ def test_an_unsigned_text_is_refused_and_changes_nothing(sample: Hotline,
     assert post_twilio(client, "/twilio/sms", params, token="wrong-token").status_code == 403
     assert tickets.list_tickets(sample) == [] and messages.list_messages(sample) == []
     assert text(client, RESIDENT, "需要降压药", sid="SM1") is not None  # the sid was not burnt
+
+
+def test_a_duty_officers_notice_goes_to_every_village_of_the_town(client: FlaskClient,
+                                                                 sample: Hotline) -> None:
+    from gateway import notices
+
+    reply = text(client, DUTY, "通知 明天镇卫生院开放接种。请带身份证")
+    assert reply is not None and "全镇各村队员" in reply
+    [notice] = notices.list_notices(sample)
+    assert notice.title == "明天镇卫生院开放接种"
+    drain(sample)
+    sent_to = {m.to for m in messages.list_messages(sample) if m.kind == "notice"}
+    assert {LEADER, "+8613800000031"} <= sent_to  # a leader of 联合村 and one of 团结村
