@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,15 @@ from gateway.context import QUEUE, Hotline
 from gateway.embedded import EmbeddedRedis
 from gateway.registry_file import import_file
 from gateway.settings import ROOT, Settings
-from tests.fake_twilio import ACCOUNT_SID, FROM_NUMBER, FakeTwilio, need_spec
+from tests.fake_twilio import (
+    ACCOUNT_SID,
+    FROM_NUMBER,
+    FakeTwilio,
+    need_spec,
+    start_worker,
+    stop_workers,
+    twilio_env,
+)
 from workers import runtime
 
 PUBLIC_URL = "https://hotline.example.org"
@@ -153,3 +162,21 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     server.start()
     yield server
     server.stop()
+
+
+Spawn = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def spawn(hl: Hotline, fake: FakeTwilio, tmp_path: Path) -> Iterator[Spawn]:
+    """Start `hotline worker` processes on the test's Redis, sending through `fake`; all are
+    stopped afterwards."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(**extra: str) -> subprocess.Popen[bytes]:
+        process = start_worker(twilio_env(fake, hl.url, hl.settings.data_dir, **extra), tmp_path)
+        started.append(process)
+        return process
+
+    yield start
+    stop_workers(started)

@@ -9,9 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,33 +20,29 @@ from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
 from gateway.settings import Settings
 from gateway.store import KEYS
-from tests.conftest import GRID_WORKER, HEAD, LEADER, RESIDENT, VOLUNTEER, VOLUNTEER2, drain, twilio_settings
-from tests.fake_twilio import FakeTwilio, start_worker, stop_workers, twilio_env, wait_until
+from tests.conftest import (
+    GRID_WORKER,
+    HEAD,
+    LEADER,
+    RESIDENT,
+    VOLUNTEER,
+    VOLUNTEER2,
+    Spawn,
+    drain,
+    twilio_settings,
+)
+from tests.fake_twilio import FakeTwilio, wait_until
 from workers import sweeper
 from workers.messages import Gate, current_job_of, enqueue_send
 from workers.service import job_alive, move_due_jobs
 
 TEAM = [LEADER, GRID_WORKER, VOLUNTEER, VOLUNTEER2]
 
-Spawn = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
 def settings(redis_server: EmbeddedRedis, data_dir: Path, fake: FakeTwilio) -> Settings:
     return twilio_settings(redis_server.url, data_dir, fake, retry_for=60, sweep_after=3)
-
-
-@pytest.fixture
-def spawn(hl: Hotline, fake: FakeTwilio, tmp_path: Path) -> Iterator[Spawn]:
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**extra: str) -> subprocess.Popen[bytes]:
-        process = start_worker(twilio_env(fake, hl.url, hl.settings.data_dir, **extra), tmp_path)
-        started.append(process)
-        return process
-
-    yield start
-    stop_workers(started)
 
 
 def offers(hl: Hotline, code: str) -> list[messages.Message]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,14 +31,12 @@ from tests.conftest import (
     STRANGER,
     VOLUNTEER,
     VOLUNTEER2,
+    Spawn,
     drain,
     twilio_settings,
 )
 from tests.fake_twilio import (
     FakeTwilio,
-    start_worker,
-    stop_workers,
-    twilio_env,
     wait_until,
 )
 from workers import sweeper
@@ -51,27 +47,11 @@ from workers.service import move_due_jobs
 TEAM = [LEADER, GRID_WORKER, VOLUNTEER, VOLUNTEER2]
 NEWBIE = "+8613800000005"
 
-Spawn = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
 def settings(redis_server: EmbeddedRedis, data_dir: Path, fake: FakeTwilio) -> Settings:
     return twilio_settings(redis_server.url, data_dir, fake, retry_for=60, sweep_after=3)
-
-
-@pytest.fixture
-def spawn(hl: Hotline, fake: FakeTwilio, tmp_path: Path) -> Iterator[Spawn]:
-    """Start `hotline worker` processes on the test's Redis; all are stopped afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**extra: str) -> subprocess.Popen[bytes]:
-        env = twilio_env(fake, hl.url, hl.settings.data_dir, **extra)
-        process = start_worker(env, tmp_path)
-        started.append(process)
-        return process
-
-    yield start
-    stop_workers(started)
 
 
 def record(hl: Hotline, mid: str) -> messages.Message:
