@@ -224,13 +224,13 @@ def test_the_audio_is_a_mono_16_bit_wav_as_long_as_the_words_need(cfg: Settings)
     require_tool("espeak-ng", "espeak-ng")
     once = broadcast.render(cfg, notice(), "wav", repeat=1)
     assert once[:4] == b"RIFF" and once[8:12] == b"WAVE"
-    params, seconds = wav_seconds(once)
+    params, length = wav_seconds(once)  # the audio's length, not time taken
     assert (params.nchannels, params.sampwidth, params.framerate) == (1, 2, 22050)
     syllables = sum(1 for w in audio.pinyin(speech_text(cfg, notice(), 1)).split() if w[-1].isdigit())
     # A clear public-address pace is 2-5 syllables a second, pauses included.
-    assert syllables / 5 < seconds < syllables / 2
+    assert syllables / 5 < length < syllables / 2
     _, twice = wav_seconds(broadcast.render(cfg, notice(), "wav"))
-    assert 1.6 < twice / seconds < 2.4
+    assert 1.6 < twice / length < 2.4
 
 
 def speech_text(cfg: Settings, n: Notice, repeat: int) -> str:
@@ -242,8 +242,8 @@ def speech_text(cfg: Settings, n: Notice, repeat: int) -> str:
 def test_an_english_notice_is_spoken_by_the_english_voice(cfg: Settings) -> None:
     require_tool("espeak-ng", "espeak-ng")
     data = broadcast.render(cfg, notice(language="en", body="Vaccination at 09:30."), "wav")
-    _, seconds = wav_seconds(data)
-    assert 5 < seconds < 40
+    _, length = wav_seconds(data)
+    assert 5 < length < 40
 
 
 def test_missing_espeak_names_its_debian_package(monkeypatch: pytest.MonkeyPatch,

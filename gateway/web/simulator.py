@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from gateway import clock, messages, registry
 from gateway.phones import try_normalise
@@ -115,15 +114,22 @@ def call() -> ResponseReturnValue:
     return _answer(turn, sid, caller)
 
 
+def _ongoing(data: dict[str, Any]) -> tuple[str, str]:
+    """The caller and the CallSid of the call a step belongs to (400 for anything else)."""
+    sid = str(data.get("sid", ""))[:40]
+    if not sid.startswith("CA"):
+        abort(400, description="step")
+    return _phone(data.get("from")), sid
+
+
 @bp.post("/call/step")
 def call_step() -> ResponseReturnValue:
     """The caller presses keys, records, or stays silent at the step the call waits on."""
     data = _json()
-    caller = _phone(data.get("from"))
-    sid = str(data.get("sid", ""))[:40]
+    caller, sid = _ongoing(data)
     kind = str(data.get("kind", ""))
     url = str(data.get("url", ""))
-    if not sid.startswith("CA") or kind not in ("key", "record", "silence"):
+    if kind not in ("key", "record", "silence"):
         abort(400, description="step")
     driver = _driver()
     params = driver.call_params(sid, caller)
@@ -151,16 +157,7 @@ def call_step() -> ResponseReturnValue:
 @bp.post("/call/hangup")
 def hangup() -> ResponseReturnValue:
     """The call ends: Twilio posts the call's final status (a caller who hung up early gets a callback)."""
-    data = _json()
-    caller = _phone(data.get("from"))
-    sid = str(data.get("sid", ""))[:40]
-    if not sid.startswith("CA"):
-        abort(400, description="step")
-    adapter = current_app.url_map.bind("localhost")
-    try:
-        adapter.match(STATUS_PATH, method="POST")
-    except (NotFound, MethodNotAllowed):
-        return {"ended": True, "status_callback": False}
+    caller, sid = _ongoing(_json())
     driver = _driver()
     params = driver.call_params(sid, caller, "completed") | {"CallDuration": "30"}
     try:
