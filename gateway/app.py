@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None, url: str = "", background: bool
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies,
-            x_host=settings.trusted_proxies, x_prefix=settings.trusted_proxies)
+            x_host=settings.trusted_proxies)  # nothing is served under a path prefix
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
     if background:

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import ivr
-from gateway import clock, messages, registry, texts, tickets
+from gateway import clock, messages, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask, try_normalise
 from gateway.settings import Settings
@@ -46,8 +46,8 @@ def answer(hl: Hotline, form: Mapping[str, str]) -> str:
     """POST /twilio/voice: the call is answered (step 0).
 
     Step 0 changes nothing: its answer is a function of the caller's registry row, so it is
-    neither claimed nor stored; step 1 rebuilds the same starting state (`_first`). The one
-    Redis call is the registry lookup.
+    neither claimed nor stored; step 1 rebuilds the same starting state (`_first`). The
+    caller is looked up in the process's copy of the ledger: no Redis round trip at all.
     """
     call, raw_from = _first(hl, form)
     xml = _first_twiml(hl.settings, call, sorry=not raw_from)
@@ -62,7 +62,7 @@ def _first(hl: Hotline, form: Mapping[str, str]) -> tuple[Call, str]:
     """The call as it starts (the caller looked up in the registry), and the raw From."""
     raw_from = (form.get("From") or "").strip()
     caller, mobile = _caller(raw_from[:40], hl.settings.default_region) if raw_from else ("", False)
-    person = registry.person(hl.r, caller) if caller else None
+    person = hl.ledger.person(caller) if caller else None
     language = person.language if person and person.language in ("zh", "en") \
         else hl.settings.language
     first = ivr.start(caller, known=person is not None, village=person.village if person else "",

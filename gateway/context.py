@@ -11,6 +11,7 @@ from typing import Any
 
 from rq import Queue, Retry
 
+from gateway.ledger import LedgerCopy
 from gateway.settings import Settings
 from gateway.store import Redis, connect, redis_url, rq_connection
 
@@ -25,6 +26,7 @@ class Hotline:
 
     settings: Settings
     url: str = field(default="")
+    _scripts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.url:
@@ -39,8 +41,20 @@ class Hotline:
         return rq_connection(self.url)
 
     @cached_property
+    def ledger(self) -> LedgerCopy:
+        """The people as webhooks see them: a copy at most HOTLINE_LEDGER_REFRESH seconds old."""
+        return LedgerCopy(self.r, self.settings.ledger_refresh)
+
+    @cached_property
     def queue(self) -> Queue:
         return Queue(QUEUE, connection=self.rq)
+
+    def script(self, source: str) -> Any:
+        """A Lua script registered once with `r`: run by EVALSHA, loaded again if Redis lost it."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.r.register_script(source)
+        return script
 
     def retry(self) -> Retry:
         """The retry policy every job is enqueued with: first within HOTLINE_RETRY_FIRST, then

@@ -10,6 +10,7 @@ else (the resident told who is coming, the team told it is taken) are jobs in
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -23,7 +24,7 @@ from gateway.context import Hotline
 from gateway.phones import mask, try_normalise
 from gateway.registry import Person
 from gateway.sms_grammar import Command
-from gateway.store import KEYS
+from gateway.store import FILL_LUA, KEYS
 from gateway.tickets import Ticket, TicketError
 
 log = logging.getLogger(__name__)
@@ -33,40 +34,106 @@ TEAM_GRAMMAR_ROLES = ("volunteer", "grid_worker", "leader", "head", "duty")
 WINDOW = 60  # seconds of the per-number inbound limit
 RESIDENT_REPLIES = 3  # replies a resident's number gets per window: a stuck phone costs a few texts
 STORED_BODY = 2000  # characters of an inbound text kept on its record
+SEEN_TTL = 7 * 86400  # seconds a provider's message id is remembered (as store.first_seen)
 LIST_MAX = 5  # tickets named in a `任务` reply
 
 
+# Lua: an inbound text's one round trip. It drops a text already handled (by provider id),
+# counts it against its sender's limit, records it and, when the sender writing as a resident
+# asks for help, has no open ticket and no other text of theirs is being handled (the
+# sender's lock is free), opens the ticket. Anything else goes on in Python under that lock.
+_INTAKE = FILL_LUA + tickets.OPEN_LUA + messages.RECORD_LUA + """
+local c = cjson.decode(ARGV[1])
+if c.seen ~= '' and not redis.call('SET', c.seen, '1', 'NX', 'EX', c.seen_ttl) then
+    return {'dup', 0, 0}
+end
+local count = redis.call('INCR', c.rate)
+redis.call('EXPIRE', c.rate, c.rate_ttl)
+if count <= c.record_limit then record_message(c.record) end
+local opted = redis.call('SISMEMBER', c.optout, c.sender)
+if count > c.limit then return {'over', count, opted} end
+if c.open == nil or redis.call('EXISTS', c.lock) == 1 then return {'go', count, opted} end
+local open = {}
+for _, status in ipairs(c.open_statuses) do open[status] = true end
+for _, code in ipairs(redis.call('ZREVRANGEBYSCORE', c.own, '+inf', c.since)) do
+    if open[redis.call('HGET', fill(c.ticket, '{code}', code), 'status')] then
+        return {'go', count, opted}
+    end
+end
+return {'opened', count, opted, open_ticket(c.open.keys, c.open.args, 7)}
+"""
+
+
 def handle_text(hl: Hotline, sender: str, body: str, *, channel: str,
-                provider_id: str = "") -> str | None:
-    """Handle one inbound text and return the reply for its sender (None: no reply)."""
+                provider_id: str = "", dedup: str = "") -> str | None:
+    """Handle one inbound text and return the reply for its sender (None: no reply).
+
+    `dedup` (a kind such as "sms"): ignore a text whose `provider_id` was handled before.
+    A resident's request for help takes one Redis round trip; anything else, a few more.
+    """
     phone = try_normalise(sender, hl.settings.default_region)
-    stored = sms_grammar.printable(body or "")[:STORED_BODY]
-    count, mid, found = _count(hl, phone or sender[:40], look_up=phone is not None)
-    limit = hl.settings.inbound_limit
-    if count <= limit * 10:  # past that, a flood is not worth the storage
-        messages.record_inbound(hl, phone or sender[:40], stored, channel=channel,
-                                provider_id=provider_id, mid=mid)
+    person = hl.ledger.person(phone) if phone else None
+    team = person is not None and person.role in TEAM_GRAMMAR_ROLES
+    command = sms_grammar.parse(body or "", volunteer=team)
+    new = None
+    if phone and not team and command.verb == "open":
+        new = tickets.new_ticket(hl, phone, command.category, "sms", person, text=command.text)
+    state, count, opted, *opened = _intake(hl, phone or sender[:40], body, channel, provider_id,
+                                           dedup, new)
+    if state == "dup":
+        log.info("sms %s delivered again: ignored", provider_id)
+        return None
     if phone is None:
         log.info("sms from an unusable sender ignored (%s)", channel)
         return None
-    if count > limit:
+    limit = hl.settings.inbound_limit
+    if state == "over":
         if count == limit + 1:
             log.warning("sms from %s over the limit of %d a minute: ignoring", mask(phone), limit)
         return None
-    person = Person.from_hash(found) if found else None
-    team = person is not None and person.role in TEAM_GRAMMAR_ROLES
-    command = sms_grammar.parse(body or "", volunteer=team)
-    with _one_at_a_time(hl, phone):
-        if team:
-            assert person is not None
-            reply = _team(hl, person, command)
-        else:
-            reply = _resident(hl, phone, person, command)
-    if command.verb != "stop" and messages.opted_out(hl, phone):
+    if state == "opened":
+        assert new is not None
+        ticket = tickets.opened(hl, str(opened[0]), new[2])
+        reply = _say(hl, "opened", person, ticket=ticket, known=person is not None,
+                     ask_text=not command.text and command.digit == "9")
+    else:
+        with _one_at_a_time(hl, phone):
+            if team:
+                assert person is not None
+                reply = _team(hl, person, command)
+            else:
+                reply = _resident(hl, phone, person, command)
+    if command.verb in ("stop", "start"):
+        opted = command.verb == "stop"
+    if command.verb != "stop" and opted:
         return None  # an opted-out number hears nothing but its opt-out confirmation
     if not team and count > RESIDENT_REPLIES and command.verb not in ("stop", "start"):
         return None
     return reply
+
+
+def _intake(hl: Hotline, sender: str, body: str, channel: str, provider_id: str, dedup: str,
+            new: tuple[list[str], list[str], dict[str, str]] | None) -> list[Any]:
+    """Run _INTAKE: [state, count, opted out, ticket code when opened]."""
+    limit = hl.settings.inbound_limit
+    spec, _ = messages.record(messages.inbound(
+        sender, sms_grammar.printable(body or "")[:STORED_BODY], channel=channel,
+        provider_id=provider_id))
+    config: dict[str, Any] = {
+        "seen": KEYS.seen(dedup, provider_id) if dedup and provider_id else "",
+        "seen_ttl": SEEN_TTL,
+        "rate": KEYS.rate(f"sms-in:{sender}", int(clock.timestamp() // WINDOW)),
+        "rate_ttl": WINDOW * 2, "limit": limit,
+        "record_limit": limit * 10,  # past that, a flood is not worth the storage
+        "record": spec, "optout": KEYS.optout, "sender": sender,
+        "lock": KEYS.lock(f"sms:{sender}"), "own": KEYS.tickets_by_caller(sender),
+        "since": clock.timestamp() - hl.settings.append_window,
+        "ticket": KEYS.ticket("{code}"), "open_statuses": list(tickets.OPEN),
+    }
+    if new is not None:
+        config["open"] = {"keys": new[0], "args": new[1]}
+    result: list[Any] = hl.script(_INTAKE)(args=[json.dumps(config, ensure_ascii=False)])
+    return [result[0] if isinstance(result[0], str) else result[0].decode(), *result[1:]]
 
 
 def reply_kind(hl: Hotline, sender: str) -> str:
@@ -93,20 +160,6 @@ def dial(e164: str, region: str = "CN") -> str:
         return e164
     national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
     return "".join(ch for ch in national if ch.isdigit())
-
-
-def _count(hl: Hotline, phone: str, *, look_up: bool) -> tuple[int, str, dict[str, str]]:
-    """This number's texts in the current window (this one included), an id for its record and,
-    when `look_up`, its registry row: one round trip to Redis."""
-    key = KEYS.rate(f"sms-in:{phone}", int(clock.timestamp() // WINDOW))
-    with hl.r.pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, WINDOW * 2)
-        messages.next_id(pipe)
-        if look_up:
-            pipe.hgetall(KEYS.person(phone))
-        count, _, seq, *found = pipe.execute()
-    return int(count), messages.id_of(seq), (found[0] if found else {})
 
 
 @contextmanager

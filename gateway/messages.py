@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -12,7 +13,7 @@ from redis.exceptions import WatchError
 from gateway import clock
 from gateway.context import Hotline
 from gateway.phones import mask
-from gateway.store import KEYS
+from gateway.store import FILL_LUA, KEYS
 
 log = logging.getLogger(__name__)
 
@@ -82,27 +83,48 @@ def set_opt_out(hl: Hotline, phone: str, out: bool) -> None:
         hl.r.srem(KEYS.optout, phone)
 
 
-def next_id(pipe: Any) -> None:
-    """Queue the counter step that makes a new record id on `pipe`; `id_of` reads its reply."""
-    pipe.incr(KEYS.seq("message"))
+# Lua: store a message record under a new id ("m" + the message counter): its hash, the time
+# index, its status index and the provider id's pointer. Shared by `_new` and the inbound-text
+# intake (gateway/conversation.py), so a record is written one way.
+RECORD_LUA = """
+-- m: seq, all, key ({id}), status_index, sid_key ({id} or ''), now, fields (flat list)
+local function record_message(m)
+    local mid = 'm' .. redis.call('INCR', m.seq)
+    local fields = m.fields
+    fields[#fields + 1] = 'id'
+    fields[#fields + 1] = mid
+    redis.call('HSET', fill(m.key, '{id}', mid), unpack(fields))
+    redis.call('ZADD', m.all, m.now, mid)
+    redis.call('ZADD', m.status_index, m.now, mid)
+    if m.sid_key ~= '' then redis.call('SET', m.sid_key, mid) end
+    return mid
+end
+"""
+_RECORD = FILL_LUA + RECORD_LUA + "return record_message(cjson.decode(ARGV[1]))"
 
 
-def id_of(seq: object) -> str:
-    return f"m{seq}"
+def record(fields: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the argument of RECORD_LUA's `record_message`, the record but its id) for `fields`."""
+    now = str(clock.timestamp())
+    full = {"created_at": now, "updated_at": now, **fields}
+    provider_id = full.get("provider_id", "")
+    return {"seq": KEYS.seq("message"), "all": KEYS.messages, "key": KEYS.message("{id}"),
+            "status_index": KEYS.messages_by_status(full["status"]),
+            "sid_key": KEYS.message_by_sid(provider_id) if provider_id else "", "now": now,
+            "fields": [x for pair in full.items() for x in pair]}, full
 
 
-def _new(hl: Hotline, fields: dict[str, str], mid: str = "") -> Message:
-    now = clock.timestamp()
-    mid = mid or id_of(hl.r.incr(KEYS.seq("message")))
-    record = {"id": mid, "created_at": str(now), "updated_at": str(now), **fields}
-    with hl.r.pipeline(transaction=True) as pipe:
-        pipe.hset(KEYS.message(mid), mapping=record)
-        pipe.zadd(KEYS.messages, {mid: now})
-        pipe.zadd(KEYS.messages_by_status(record["status"]), {mid: now})
-        if record.get("provider_id"):
-            pipe.set(KEYS.message_by_sid(record["provider_id"]), mid)
-        pipe.execute()
-    return Message.from_hash(record)
+def _new(hl: Hotline, fields: dict[str, str]) -> Message:
+    spec, full = record(fields)
+    mid = hl.script(_RECORD)(args=[json.dumps(spec, ensure_ascii=False)])
+    return Message.from_hash({**full, "id": str(mid)})
+
+
+def inbound(sender: str, body: str, *, channel: str, provider_id: str = "",
+            to: str = "") -> dict[str, str]:
+    """The fields of a text received."""
+    return {"direction": "in", "to": to, "sender": sender, "body": body, "kind": "inbound",
+            "status": "received", "channel": channel, "provider_id": provider_id}
 
 
 def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
@@ -127,11 +149,9 @@ def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
 
 
 def record_inbound(hl: Hotline, sender: str, body: str, *, channel: str,
-                   provider_id: str = "", to: str = "", mid: str = "") -> Message:
-    """Record a text received; `mid` is an id the caller already took with `next_id`."""
-    return _new(hl, {"direction": "in", "to": to, "sender": sender, "body": body,
-                     "kind": "inbound", "status": "received", "channel": channel,
-                     "provider_id": provider_id}, mid)
+                   provider_id: str = "", to: str = "") -> Message:
+    """Record a text received."""
+    return _new(hl, inbound(sender, body, channel=channel, provider_id=provider_id, to=to))
 
 
 def update(hl: Hotline, mid: str,

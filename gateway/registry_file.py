@@ -6,6 +6,7 @@ import csv
 import io
 import re
 import unicodedata
+import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -261,6 +262,8 @@ def store_people(r: Redis, rows: list[Person]) -> ImportReport:
             pipe.hset(KEYS.person(person.phone), mapping=person.to_hash())
             pipe.sadd(KEYS.people, person.phone)
             _place(pipe, person)
+        if report.added or report.updated:
+            pipe.set(KEYS.people_version, uuid.uuid4().hex)  # webhooks' ledger copies reload
         pipe.execute()
     return report
 

@@ -62,6 +62,7 @@ class Settings:
     voice: str | None = None
     inbound_limit: int = 10
     broadcast_repeat: int = 2  # how many times a loudspeaker script reads the notice
+    ledger_refresh: float = 2.0  # webhooks' copy of the ledger is at most this stale (0: none)
     android_gateway_url: str | None = None
     android_gateway_user: str | None = None
     android_gateway_password: str | None = None
@@ -119,6 +120,7 @@ class Settings:
             voice=env.text("HOTLINE_VOICE"),
             inbound_limit=env.number("HOTLINE_INBOUND_LIMIT", 10, int, minimum=1),
             broadcast_repeat=env.number("HOTLINE_BROADCAST_REPEAT", 2, int, minimum=1),
+            ledger_refresh=env.number("HOTLINE_LEDGER_REFRESH", 2.0, float, minimum=0),
             android_gateway_url=env.url("ANDROID_GATEWAY_URL", None),
             android_gateway_user=env.text("ANDROID_GATEWAY_USER"),
             android_gateway_password=env.secret("ANDROID_GATEWAY_PASSWORD"),

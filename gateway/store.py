@@ -10,6 +10,7 @@ key                                 type     holds
 ==================================  =======  ==================================================
 {p}person:{e164}                    hash     one registry row: name, role, village, grid, ...
 {p}people                           set      every registered number
+{p}people:version                   string   a new token at every ledger import (webhooks' copies reload)
 {p}village:{id}                     hash     name, town
 {p}villages                         hash     village name -> id
 {p}village:{id}:grids               zset     grid names in registry order
@@ -26,6 +27,7 @@ key                                 type     holds
 {p}tickets:status:{status}          zset     codes by created time, per status
 {p}tickets:village:{vid}            zset     codes by created time, per village (or "triage")
 {p}tickets:caller:{e164}            zset     a caller's codes by created time
+{p}tickets:intake                   list     codes of new tickets waiting for a worker to offer them
 {p}tickets:assignee:{e164}          zset     codes a volunteer has taken and not closed
 {p}offers:{e164}                    zset     codes offered to a volunteer and still open
 {p}msg:{id}                         hash     an outbound or inbound message record
@@ -85,6 +87,10 @@ class Keys:
     def people(self) -> str:
         return f"{self.prefix}people"
 
+    @property
+    def people_version(self) -> str:
+        return f"{self.prefix}people:version"
+
     def village(self, vid: str) -> str:
         return f"{self.prefix}village:{vid}"
 
@@ -135,6 +141,10 @@ class Keys:
 
     def tickets_by_caller(self, phone: str) -> str:
         return f"{self.prefix}tickets:caller:{phone}"
+
+    @property
+    def intake(self) -> str:
+        return f"{self.prefix}tickets:intake"
 
     def tickets_by_assignee(self, phone: str) -> str:
         return f"{self.prefix}tickets:assignee:{phone}"
@@ -214,6 +224,16 @@ class Keys:
 
 
 KEYS = Keys()
+
+
+# Lua shared by the scripts that write records under ids made inside the script: a key
+# template from KEYS with a placeholder such as "{code}", filled in.
+FILL_LUA = """
+local function fill(template, placeholder, value)
+    local at = string.find(template, placeholder, 1, true)
+    return string.sub(template, 1, at - 1) .. value .. string.sub(template, at + #placeholder)
+end
+"""
 
 
 def _client(url: str, decode: bool) -> redis.Redis:

@@ -14,7 +14,7 @@ from gateway import clock, registry
 from gateway.context import Hotline
 from gateway.phones import mask
 from gateway.registry import Person
-from gateway.store import KEYS, Pipeline, Redis
+from gateway.store import FILL_LUA, KEYS, Pipeline, Redis
 
 log = logging.getLogger(__name__)
 
@@ -125,48 +125,81 @@ def _entry(who: str, what: str, note: str = "") -> str:
 
 _LOOK_UP = object()  # open_ticket's default: find the caller in the registry itself
 
+# Lua: allocate the next code and store a new ticket with its indexes and first history entry,
+# and put its code on the intake list (when notify), in one atomic step. Key names come from
+# store.KEYS: fixed ones as KEYS, per-code ones as templates with "{code}" in ARGV. Shared by
+# open_ticket and the SMS intake script (gateway/conversation.py), so a ticket is written one way.
+OPEN_LUA = """
+-- k: seq, tickets, new-status index, village index, caller index, intake;
+-- a: ticket template, history template, first code, now, notify, history entry, fields...
+local function open_ticket(k, a, from)
+    local code = tostring(tonumber(a[3]) + redis.call('INCR', k[1]))
+    local fields = {'code', code}
+    for i = from, #a do fields[#fields + 1] = a[i] end
+    redis.call('HSET', fill(a[1], '{code}', code), unpack(fields))
+    for i = 2, 5 do redis.call('ZADD', k[i], a[4], code) end
+    redis.call('RPUSH', fill(a[2], '{code}', code), a[6])
+    if a[5] == '1' then redis.call('LPUSH', k[6], code) end
+    return code
+end
+"""
+_OPEN_MAIN = "return open_ticket(KEYS, ARGV, 7)"
+_OPEN = FILL_LUA + OPEN_LUA + _OPEN_MAIN
+
+
+def new_ticket(hl: Hotline, caller: str, category: str, channel: str, person: Person | None, *,
+               text: str = "", recording_url: str = "", call_sid: str = "",
+               notify: bool = True) -> tuple[list[str], list[str], dict[str, str]]:
+    """(keys, args, fields) for OPEN_LUA's `open_ticket`: everything a new ticket is but its code."""
+    if category not in CATEGORIES:
+        category = "other"
+    now = str(clock.timestamp())
+    vid = person.village_id if person and person.village_id else TRIAGE
+    fields = {
+        "status": "new", "category": category, "channel": channel,
+        "caller": caller, "caller_name": person.name if person else "",
+        "village_id": vid, "village": person.village if person and vid != TRIAGE else "",
+        "town": person.town if person else "", "grid": person.grid if person else "",
+        "text": text, "recording_url": recording_url, "created_at": now,
+        "updated_at": now, "escalated": "0", "escalation_level": "0",
+        "language": (person.language if person else "") or hl.settings.language,
+        "call_sid": call_sid,
+    }
+    keys = [KEYS.seq("ticket"), KEYS.tickets, KEYS.tickets_by_status("new"),
+            KEYS.tickets_by_village(vid), KEYS.tickets_by_caller(caller), KEYS.intake]
+    args = [KEYS.ticket("{code}"), KEYS.history("{code}"), str(FIRST_CODE), now,
+            "1" if notify else "0", _entry(caller, "opened", f"{channel}/{category}"),
+            *(x for pair in fields.items() for x in pair)]
+    return keys, args, fields
+
+
+def opened(hl: Hotline, code: str, fields: dict[str, str]) -> Ticket:
+    """The ticket `open_ticket` (or the SMS intake) stored under `code`."""
+    ticket = Ticket.from_hash({**fields, "code": code})
+    if log.isEnabledFor(logging.INFO):
+        log.info("ticket #%s opened: %s %s from %s", code, ticket.channel, ticket.category,
+                 mask(ticket.caller))
+    return ticket
+
 
 def open_ticket(hl: Hotline, caller: str, category: str, channel: str, *, text: str = "",
                 recording_url: str = "", call_sid: str = "", notify: bool = True,
                 person: Person | object | None = _LOOK_UP) -> Ticket:
-    """Store a new ticket with its indexes and first history entry, and queue the offer with
-    them in one transaction. `person`: the caller's registry row when the caller already has
-    it (None: not registered), saving a lookup."""
-    if category not in CATEGORIES:
-        category = "other"
+    """Store a new ticket with its indexes and first history entry, in one atomic step.
+
+    With `notify`, its code goes on the intake list in the same step: a worker's ticker
+    turns it into the offer job within a tenth of a second (workers.service), and the
+    sweeper re-offers a ticket still new after HOTLINE_SWEEP_AFTER. `person`: the caller's
+    registry row when the caller already has it (None: not registered), saving a lookup.
+    """
     if person is _LOOK_UP:
         person = registry.person(hl.r, caller)
     assert person is None or isinstance(person, Person)
-    now = clock.timestamp()
-    code = str(FIRST_CODE + int(hl.r.incr(KEYS.seq("ticket"))))
-    vid = person.village_id if person and person.village_id else TRIAGE
-    fields = {
-        "code": code, "status": "new", "category": category, "channel": channel,
-        "caller": caller, "caller_name": person.name if person else "",
-        "village_id": vid, "village": person.village if person and vid != TRIAGE else "",
-        "town": person.town if person else "", "grid": person.grid if person else "",
-        "text": text, "recording_url": recording_url, "created_at": str(now),
-        "updated_at": str(now), "escalated": "0", "escalation_level": "0",
-        "language": (person.language if person else "") or hl.settings.language,
-        "call_sid": call_sid,
-    }
-    # RQ's client: the offer job is queued inside the same MULTI as the ticket it offers.
-    with hl.rq.pipeline(transaction=True) as pipe:
-        pipe.multi()
-        pipe.hset(KEYS.ticket(code), mapping=fields)
-        pipe.zadd(KEYS.tickets, {code: now})
-        pipe.zadd(KEYS.tickets_by_status("new"), {code: now})
-        pipe.zadd(KEYS.tickets_by_village(vid), {code: now})
-        pipe.zadd(KEYS.tickets_by_caller(caller), {code: now})
-        pipe.rpush(KEYS.history(code), _entry(caller, "opened", f"{channel}/{category}"))
-        if notify:
-            hl.enqueue("workers.tickets.offer_ticket", code, job_id=f"offer-{code}",
-                       pipeline=pipe)
-        pipe.execute()
-    ticket = Ticket.from_hash(fields)
-    if log.isEnabledFor(logging.INFO):
-        log.info("ticket #%s opened: %s %s from %s", code, channel, category, mask(caller))
-    return ticket
+    keys, args, fields = new_ticket(hl, caller, category, channel, person, text=text,
+                                    recording_url=recording_url, call_sid=call_sid,
+                                    notify=notify)
+    code = str(hl.script(_OPEN)(keys=keys, args=args))
+    return opened(hl, code, fields)
 
 
 def open_ticket_of(hl: Hotline, caller: str, within: float | None = None) -> Ticket | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway import clock, messages, notices, registry, tickets
+from gateway.app import create_app
 from gateway.context import Hotline
 from gateway.registry import Person
 from gateway.registry_file import store_people
+from gateway.store import connect
 from gateway.texts import segments
 from tests.conftest import (
     DUTY,
@@ -506,17 +509,70 @@ def test_a_failed_handling_unmarks_the_sid_so_twilios_retry_is_handled(
         sample: Hotline, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from gateway import conversation
 
-    real = conversation.handle_text
+    real = conversation._say
 
-    def broken(*args: object, **kwargs: object) -> str | None:
-        raise ConnectionError("redis went away")
+    def broken(*args: object, **kwargs: object) -> str:
+        raise ConnectionError("redis went away")  # after the text was marked seen and stored
 
-    monkeypatch.setattr(conversation, "handle_text", broken)
+    monkeypatch.setattr(conversation, "_say", broken)
     with pytest.raises(ConnectionError):
         text(client, RESIDENT, "需要降压药", sid="SM0456")
-    monkeypatch.setattr(conversation, "handle_text", real)
-    assert text(client, RESIDENT, "需要降压药", sid="SM0456") is not None
-    assert len(tickets.list_tickets(sample)) == 1
+    monkeypatch.setattr(conversation, "_say", real)
+    reply = text(client, RESIDENT, "需要降压药", sid="SM0456")
+    ticket = only_ticket(sample)
+    assert reply is not None and f"#{ticket.code}" in reply
+    assert ticket.text == "需要降压药"  # the retry found the ticket, and added nothing twice
+
+
+def test_a_residents_request_for_help_costs_one_redis_command(sample: Hotline) -> None:
+    hl = Hotline(sample.settings.with_overrides(ledger_refresh=60))
+    client = create_app(hl.settings, hl.url).test_client()
+    text(client, "+8613700000001", "需要降压药")  # loads the ledger copy and the script
+
+    marker = connect(sample.url)
+    marker.ping()  # connected before the watch starts: its only command seen will be the ECHO
+    with sample.r.monitor() as monitor:
+        reply = text(client, STRANGER, "1 需要降压药")
+        marker.echo("done")
+        sent = []
+        while (seen := monitor.next_command())["command"] != "ECHO done":
+            if seen["client_type"] != "lua":  # commands a script runs are not round trips
+                sent.append(seen["command"].split()[0])
+    assert sent == ["EVALSHA"]  # checked, counted, stored and opened in one round trip
+    ticket = next(t for t in tickets.list_tickets(sample) if t.caller == STRANGER)
+    assert reply is not None and f"#{ticket.code}" in reply
+    assert sample.r.lrange("hl:tickets:intake", 0, -1) == [ticket.code, "1001"]
+    drain(sample)
+    assert sample.r.llen("hl:tickets:intake") == 0
+    assert tickets.get(sample, ticket.code).status == "notified"  # type: ignore[union-attr]
+
+
+def test_a_help_text_while_the_senders_last_text_is_handled_waits_and_joins_one_ticket(
+        sample: Hotline, app: Flask) -> None:
+    first = open_by_text(sample, app.test_client())
+    lock = sample.r.lock(f"hl:lock:sms:{RESIDENT}", timeout=30, thread_local=False)
+    assert lock.acquire()
+    released = threading.Timer(0.3, lock.release)
+    released.start()
+    started = time.monotonic()
+    reply = text(app.test_client(), RESIDENT, "还要送点米")
+    assert time.monotonic() - started >= 0.25  # it waited for the lock
+    released.join()
+    assert reply is not None and f"#{first.code}" in reply
+    assert only_ticket(sample).text.split("\n") == ["需要降压药", "还要送点米"]
+
+
+def test_a_help_text_with_the_lock_held_and_no_open_ticket_opens_one_after_the_wait(
+        sample: Hotline, app: Flask) -> None:
+    lock = sample.r.lock(f"hl:lock:sms:{RESIDENT}", timeout=30, thread_local=False)
+    assert lock.acquire()
+    released = threading.Timer(0.2, lock.release)
+    released.start()
+    reply = text(app.test_client(), RESIDENT, "需要降压药")
+    released.join()
+    ticket = only_ticket(sample)
+    assert reply is not None and f"#{ticket.code}" in reply
+    assert ticket.village == "联合村"
 
 
 def test_a_hundred_texts_in_a_minute_open_one_ticket_and_get_a_few_replies(

@@ -22,7 +22,7 @@ from gateway.app import create_app
 from gateway.context import Hotline
 from gateway.registry_file import import_file
 from gateway.settings import ROOT
-from gateway.store import KEYS
+from gateway.store import KEYS, connect
 from gateway.tickets import Ticket
 from tests.callsim import FlaskTransport, SimCall
 from tests.conftest import (
@@ -102,6 +102,24 @@ def test_a_known_caller_hears_the_emergency_line_first_then_their_village_then_t
 def test_an_unknown_caller_is_greeted_without_a_village(phone: Phone) -> None:
     call = phone(STRANGER).ring()
     assert call.last[1].text == "您好，这里是暖心服务热线。"
+
+
+def test_answering_a_call_costs_no_redis_command_once_the_ledger_copy_is_loaded(
+        sample: Hotline) -> None:
+    hl = Hotline(sample.settings.with_overrides(ledger_refresh=60))
+    phone = make_phone(hl, create_app(hl.settings, hl.url).test_client())
+    phone(VOLUNTEER).ring()  # loads the copy
+    marker = connect(sample.url)
+    marker.ping()  # connected before the watch starts: its only command seen will be the ECHO
+    with sample.r.monitor() as monitor:
+        known, unknown = phone(RESIDENT).ring(), phone(STRANGER).ring()
+        marker.echo("done")
+        sent = []
+        while (seen := monitor.next_command())["command"] != "ECHO done":
+            sent.append(seen["command"])
+    assert sent == []
+    assert known.last[1].text == "您好，这里是联合村暖心服务热线。"
+    assert unknown.last[1].text == "您好，这里是暖心服务热线。"
 
 
 # --- every key ------------------------------------------------------------------------------

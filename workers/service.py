@@ -3,7 +3,8 @@
 RQ's own scheduler is replaced by the ticker here for two reasons. Its lock outlives a
 killed worker by a minute and is only re-tried every two minutes, so timers would stall
 after a power cut; and it reads due times to the whole second, too coarse for pacing at
-10 messages a second. The ticker moves due jobs from RQ's ScheduledJobRegistry (scored to
+10 messages a second. The ticker hands new tickets' codes from the intake list to offer jobs
+and moves due jobs from RQ's ScheduledJobRegistry (scored to
 the millisecond by `schedule_at`) every tenth of a second under a lock that lapses within
 seconds; it also refreshes this worker's `alive` key, which is how the sweeper tells a
 worker that died mid-job from one still busy, and it enqueues the sweep every few seconds.
@@ -99,6 +100,26 @@ def move_due_jobs(hl: Hotline, now: float | None = None, limit: int = 500) -> in
     return moved
 
 
+def hand_over_new_tickets(hl: Hotline, limit: int = 200) -> int:
+    """Turn codes on the intake list into offer jobs, oldest first; returns how many.
+
+    Webhooks only store a new ticket and put its code on the list (one Redis round trip);
+    the jobs and the list's trim are one MULTI, so a code is handed over once or not at all.
+    Only the ticker that holds the lead runs this, so no two hand the same code over.
+    """
+    codes = [str(c) for c in reversed(hl.r.lrange(KEYS.intake, -limit, -1))]
+    if not codes:
+        return 0
+    with hl.rq.pipeline() as pipe:
+        pipe.multi()
+        for code in codes:
+            hl.enqueue("workers.tickets.offer_ticket", code, job_id=f"offer-{code}",
+                       pipeline=pipe)
+        pipe.ltrim(KEYS.intake, 0, -len(codes) - 1)
+        pipe.execute()
+    return len(codes)
+
+
 def enqueue_sweep(hl: Hotline) -> None:
     """One sweep, ahead of any backlog; it expires unrun rather than pile up behind a busy worker."""
     _, every = periods(hl)
@@ -127,6 +148,7 @@ class Ticker(threading.Thread):
                     next_beat = now + alive_ttl / 4
                 if self.r.eval(_LEAD, 1, KEYS.lock("scheduler"), self.worker,
                                int(alive_ttl * 1000)):
+                    hand_over_new_tickets(self.hl)
                     move_due_jobs(self.hl)
                     if now >= next_sweep:
                         enqueue_sweep(self.hl)
@@ -170,7 +192,7 @@ def run_worker(hl: Hotline, *, burst: bool = False) -> bool:
         sweep_once(hl)
         worked = False
         for _ in range(100):  # jobs may make due jobs (a paced send's next turn): a few rounds
-            moved = move_due_jobs(hl)
+            moved = hand_over_new_tickets(hl) + move_due_jobs(hl)
             did = make_worker(hl).work(burst=True, logging_level="INFO")
             worked = worked or did
             if not moved and not did:

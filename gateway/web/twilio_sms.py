@@ -11,7 +11,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from gateway import conversation, redis_away, spool, texts
 from gateway.channels.twilio.signature import require_signature
 from gateway.context import Hotline
-from gateway.store import first_seen, forget_seen
+from gateway.store import forget_seen
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,9 @@ def _inbound_sms(hl: Hotline) -> Response:
     sender = request.form.get("From", "")
     if not sender:
         return twiml(None)
-    if sid and not first_seen(hl.r, "sms", sid):
-        log.info("sms %s delivered again: ignored", sid)
-        return twiml(None)
     try:
         reply = conversation.handle_text(hl, sender, request.form.get("Body", ""),
-                                         channel="twilio", provider_id=sid)
+                                         channel="twilio", provider_id=sid, dedup="sms")
     except Exception:
         if sid:
             forget_seen(hl.r, "sms", sid)  # let Twilio's retry be handled rather than dropped
