@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import ivr
-from gateway import clock, messages, texts, tickets
+from gateway import clock, messages, phones, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask, try_normalise
 from gateway.settings import Settings
@@ -98,8 +98,7 @@ def _first_twiml(settings: Settings, call: Call, *, sorry: bool) -> str:
 @lru_cache(maxsize=4096)
 def _caller(raw: str, region: str) -> tuple[str, bool]:
     """(E.164 or "", can receive SMS) for a From value; parsing numbers is slow, so kept."""
-    caller = try_normalise(raw, region) or ""
-    return caller, bool(caller) and is_mobile(caller)
+    return phones.caller(raw, region) or ("", False)
 
 
 def step(hl: Hotline, stage: str, step_no: str, form: Mapping[str, str]) -> str:

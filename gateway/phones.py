@@ -18,6 +18,10 @@ class BadPhone(ValueError):
 
 def normalise(raw: object, region: str = "CN") -> str:
     """Return `raw` as E.164 (``+8613800001234``) or raise `BadPhone` with the reason."""
+    return phonenumbers.format_number(_parse(raw, region), PhoneNumberFormat.E164)
+
+
+def _parse(raw: object, region: str, *, check_valid: bool = True) -> phonenumbers.PhoneNumber:
     text = unicodedata.normalize("NFKC", str(raw if raw is not None else "")).strip()
     if not text:
         raise BadPhone("empty")
@@ -30,9 +34,23 @@ def normalise(raw: object, region: str = "CN") -> str:
         raise BadPhone(f"not a phone number: {exc.args[0] if exc.args else text}") from None
     if not phonenumbers.is_possible_number(number):
         raise BadPhone("wrong number of digits")
-    if not phonenumbers.is_valid_number(number):
+    if check_valid and not phonenumbers.is_valid_number(number):
         raise BadPhone("not a number in use in its country")
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return number
+
+
+def caller(raw: object, region: str = "CN") -> tuple[str, bool] | None:
+    """(E.164, can receive SMS) for a caller's number, parsed once; None if it is not valid."""
+    try:
+        number = _parse(raw, region, check_valid=False)
+    except BadPhone:
+        return None
+    # A number is valid exactly when its type is known (phonenumbers' own definition): one
+    # match against the country's patterns tells both.
+    kind = phonenumbers.number_type(number)
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        return None
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164), kind in _MOBILE
 
 
 def try_normalise(raw: object, region: str = "CN") -> str | None:
@@ -46,13 +64,16 @@ def try_normalise(raw: object, region: str = "CN") -> str | None:
 def is_mobile(e164: str) -> bool:
     """True when the number can receive SMS (mobile, or of a type that may be mobile)."""
     try:
-        kind = phonenumbers.number_type(phonenumbers.parse(e164))
+        return _mobile(phonenumbers.parse(e164))
     except NumberParseException:
         return False
-    return kind in (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    )
+
+
+_MOBILE = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+
+
+def _mobile(number: phonenumbers.PhoneNumber) -> bool:
+    return phonenumbers.number_type(number) in _MOBILE
 
 
 def mask(e164: str | None) -> str:

@@ -218,8 +218,8 @@ def gunicorn(redis_url: str, data_dir: Path, log: Path) -> Iterator[int]:
         "REDIS_URL": redis_url, "HOTLINE_DATA_DIR": str(data_dir), "HOTLINE_PUBLIC_URL": PUBLIC_URL,
         "HOTLINE_TRUSTED_PROXIES": "1", "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "HOTLINE_SECRET_KEY": secrets.token_hex(32), "HOTLINE_SMS_CHANNEL": "outbox",
-        # Settings read by deploy/gunicorn.conf.py itself: one small process is enough here.
-        "HOTLINE_BIND": f"127.0.0.1:{port}", "HOTLINE_WEB_PROCESSES": "1", "HOTLINE_WEB_THREADS": "4",
+        # Settings read by deploy/gunicorn.conf.py itself: two sync processes are enough here.
+        "HOTLINE_BIND": f"127.0.0.1:{port}", "HOTLINE_WEB_PROCESSES": "2",
     })
     with log.open("wb") as out:
         process = subprocess.Popen(

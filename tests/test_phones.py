@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.phones import BadPhone, is_mobile, mask, mask_text, normalise
+from gateway.phones import BadPhone, caller, is_mobile, mask, mask_text, normalise, try_normalise
 
 
 @pytest.mark.parametrize(("written", "e164"), [
@@ -60,3 +60,11 @@ def test_mask_text_leaves_identifiers_alone_but_not_numbers_after_chinese() -> N
     assert mask_text("job sweep-1796097064 done, sid SM00000000000000000001") == (
         "job sweep-1796097064 done, sid SM00000000000000000001")
     assert mask_text("电话13800001234，") == "电话+86 138****1234，"
+
+
+@pytest.mark.parametrize("raw", ["+8613800001234", "13800001234", "+864828261234", "04828261234",
+                                 "+12025550123", "+8612345", "+86999999999999", "abc", "",
+                                 "+447911123456", "+8610123"])
+def test_a_callers_number_is_read_as_normalise_and_is_mobile_read_it(raw: str) -> None:
+    e164 = try_normalise(raw, "CN")
+    assert caller(raw, "CN") == ((e164, is_mobile(e164)) if e164 else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
+from gateway import logs
 from gateway.app import create_app
 from gateway.channels.twilio.signature import require_signature
 
@@ -12,6 +13,7 @@ FIXED = '<?xml version="1.0" encoding="UTF-8"?><Response><Say language="zh-CN">å
 
 
 def create() -> Flask:
+    logs.setup()  # as gateway.wsgi does: HOTLINE_LOG_LEVEL, numbers masked
     app = create_app()
 
     # Under /twilio/ like the webhooks, so it passes the same hooks (the login wall lets it by).

@@ -12,14 +12,17 @@ end
 
 function init(args)
   local n = tonumber(os.getenv("WRK_THREADS") or "1")
+  local close = os.getenv("WRK_CLOSE") == "1"
   local i = 0
   for line in io.lines(os.getenv("REQUESTS")) do
     if i % n == tid then
       local path, sig, body = line:match("([^\t]*)\t([^\t]*)\t(.*)")
-      requests[#requests + 1] = wrk.format("POST", path, {
+      local headers = {
         ["Content-Type"] = "application/x-www-form-urlencoded",
         ["X-Twilio-Signature"] = sig,
-      }, body)
+      }
+      if close then headers["Connection"] = "close" end
+      requests[#requests + 1] = wrk.format("POST", path, headers, body)
     end
     i = i + 1
   end

@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -28,30 +29,44 @@ def free_port() -> int:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], processes: int = 2, threads: int = 8) -> Iterator[str]:
-    """The bench app under gunicorn on a free loopback port; yields its base URL."""
+def gunicorn(env: dict[str, str]) -> Iterator[str]:
+    """The bench app under gunicorn with deploy/gunicorn.conf.py, on a free loopback port;
+    yields its base URL."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-         str(processes), "--threads", str(threads), "--worker-class", "gthread",
-         "--log-level", "warning", "tests.bench.app:create()"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
+    # Output goes to a file read only if gunicorn fails: a pipe nobody reads could fill up.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+             "--log-level", "warning", "tests.bench.app:create()"],
+            # No access log and no recycling of processes: both would cost the two sides alike.
+            env={**env, "HOTLINE_BIND": f"127.0.0.1:{port}", "HOTLINE_ACCESS_LOG": "",
+                 "HOTLINE_WEB_MAX_REQUESTS": "0"},
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+        base = f"http://127.0.0.1:{port}"
+
+        def said() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")[-1500:]
+
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"gunicorn did not start: {said()}") from None
+                    time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()
             try:
-                urllib.request.urlopen(base + "/healthz", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    raise RuntimeError(f"gunicorn did not start: {err[-500:]}") from None
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise RuntimeError(f"gunicorn did not stop: {said()}") from None
 
 
 def write_requests(path: Path, public_url: str, token: str, route: str, count: int,
@@ -66,12 +81,17 @@ def write_requests(path: Path, public_url: str, token: str, route: str, count: i
 
 
 def wrk(base: str, requests_file: Path, seconds: int, connections: int,
-        threads: int = 2) -> dict[str, float]:
-    """Run wrk with the replay script; return requests/s, p50 and p99 in milliseconds."""
+        threads: int = 2, keepalive: bool = False) -> dict[str, float]:
+    """Run wrk with the replay script; return requests/s, p50 and p99 in milliseconds.
+
+    Each request on a new connection unless `keepalive`: that is how nginx, as deploy/ sets
+    it up, passes webhooks to gunicorn.
+    """
     binary = shutil.which("wrk")
     if not binary:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
-    env = {**os.environ, "REQUESTS": str(requests_file), "WRK_THREADS": str(threads)}
+    env = {**os.environ, "REQUESTS": str(requests_file), "WRK_THREADS": str(threads),
+           "WRK_CLOSE": "0" if keepalive else "1"}
     out = subprocess.run(
         [binary, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
          "-s", str(HERE / "webhooks.lua"), base],
