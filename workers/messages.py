@@ -83,12 +83,12 @@ class Gate:
 
     def admit(self, message: Message) -> bool:
         """True if the message may try the provider now; else it is parked until the outage ends."""
-        return int(self.hl.r.eval(_PASS, 2, *self.keys, message.id, message.created_at)) != 1
+        return int(self.hl.script(_PASS)(keys=self.keys, args=[message.id, message.created_at])) != 1
 
     def fail(self, message: Message) -> bool:
         """Record a transient failure; True if this message is (now) the probe."""
-        return bool(self.hl.r.eval(_CLOSE, 2, *self.keys, message.id, message.created_at,
-                                   time.time()))
+        return bool(self.hl.script(_CLOSE)(keys=self.keys,
+                                           args=[message.id, message.created_at, time.time()]))
 
     def probe(self) -> str | None:
         value: str | None = self.hl.r.hget(self.keys[0], "probe")
@@ -96,7 +96,7 @@ class Gate:
 
     def open(self) -> list[str]:
         """End the outage; returns the parked message ids, oldest first."""
-        return list(self.hl.r.eval(_OPEN, 2, *self.keys))
+        return list(self.hl.script(_OPEN)(keys=self.keys))
 
 
 def enqueue_send(hl: Hotline, mid: str, *, slot: float | None = None,
@@ -228,13 +228,15 @@ def _keeps_state(channel: Channel) -> bool:
 
 
 def _accepted(hl: Hotline, message: Message, channel: Channel, receipt: Receipt, gate: Gate) -> None:
-    current = messages.get(hl, message.id) or message
-    changes: dict[str, str | int] = {"provider_id": receipt.provider_id, "channel": channel.name,
-                                     "error": ""}
-    # A status callback may have come first (delivered before we wrote "sent"): never go back.
-    if messages.RANK.get(receipt.status, 0) > messages.RANK.get(current.status, 0):
-        changes["status"] = receipt.status
-    messages.update(hl, message.id, **changes)
+    def decide(current: Message) -> dict[str, str | int]:
+        # A status callback may have come first (delivered before we wrote "sent"): never go
+        # back. Judged inside the update's transaction, so a callback racing it cannot slip in.
+        if messages.RANK.get(receipt.status, 0) > messages.RANK.get(current.status, 0):
+            return {"status": receipt.status}
+        return {}
+
+    messages.update(hl, message.id, decide, provider_id=receipt.provider_id,
+                    channel=channel.name, error="")
     if not _keeps_state(channel):
         channel_state.record_ok(hl, channel.name)
     _end_outage(hl, gate, message.id)
