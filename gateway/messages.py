@@ -163,6 +163,8 @@ def update(hl: Hotline, mid: str,
     indexes. `decide`, given the record as it is inside the transaction, returns further
     changes, or None to change nothing.
     """
+    if decide is None:
+        return _set(hl, mid, changes)
     key = KEYS.message(mid)
     with hl.r.pipeline(transaction=True) as pipe:
         while True:
@@ -192,6 +194,58 @@ def update(hl: Hotline, mid: str,
                 return Message.from_hash({**old, **fields})
             except WatchError:
                 continue
+
+
+# Lua: `update` without a decision to make, in one round trip: the fields set, the record moved
+# between status indexes, the provider id's pointer written; the whole record returned. With
+# `forward`, the status changes only if it ranks above the record's own (see RANK).
+_SET = """
+local c = cjson.decode(ARGV[1])
+local key = KEYS[1]
+local old = redis.call('HGET', key, 'status')
+if not old then return false end
+local fields = c.fields
+local status = c.status
+if status and c.forward and (c.ranks[status] or 0) <= (c.ranks[old] or 0) then status = nil end
+if status then
+    fields[#fields + 1] = 'status'
+    fields[#fields + 1] = status
+end
+redis.call('HSET', key, unpack(fields))
+if status and status ~= old then
+    local created = redis.call('HGET', key, 'created_at') or c.now
+    redis.call('ZREM', fill(c.index, '{status}', old), c.id)
+    redis.call('ZADD', fill(c.index, '{status}', status), created, c.id)
+end
+if c.sid_key ~= '' then redis.call('SET', c.sid_key, c.id) end
+return redis.call('HGETALL', key)
+"""
+
+
+def _set(hl: Hotline, mid: str, changes: dict[str, str | int], *,
+         forward: bool = False) -> Message | None:
+    now = str(clock.timestamp())
+    fields = {k: str(v) for k, v in changes.items() if k != "status"} | {"updated_at": now}
+    status = str(changes["status"]) if "status" in changes else None
+    provider_id = fields.get("provider_id", "")
+    spec: dict[str, Any] = {
+        "id": mid, "now": now, "fields": [x for pair in fields.items() for x in pair],
+        "index": KEYS.messages_by_status("{status}"), "forward": forward, "ranks": RANK,
+        "sid_key": KEYS.message_by_sid(provider_id) if provider_id else "",
+    }
+    if status is not None:
+        spec["status"] = status
+    found = hl.script(FILL_LUA + _SET)(keys=[KEYS.message(mid)],
+                                      args=[json.dumps(spec, ensure_ascii=False)])
+    if not found:
+        return None
+    return Message.from_hash(dict(zip(found[::2], found[1::2], strict=True)))
+
+
+def advance(hl: Hotline, mid: str, status: str, **changes: str | int) -> Message | None:
+    """Set `changes`, and `status` only if it moves the record forward (RANK): a provider's
+    late report never takes a delivered message back to sent."""
+    return _set(hl, mid, {**changes, "status": status}, forward=True)
 
 
 def list_messages(hl: Hotline, *, status: str | None = None, limit: int = 200,

@@ -278,6 +278,17 @@ def offered_to(hl: Hotline, code: str) -> list[str]:
     return list(hl.r.zrange(KEYS.offered(code), 0, -1))
 
 
+def with_offers(hl: Hotline, code: str) -> tuple[Ticket | None, list[dict[str, Any]], list[str]]:
+    """The ticket, its history and the numbers it was offered to, in one round trip."""
+    pipe = hl.r.pipeline(transaction=False)
+    pipe.hgetall(KEYS.ticket(code))
+    pipe.lrange(KEYS.history(code), 0, -1)
+    pipe.zrange(KEYS.offered(code), 0, -1)
+    data, entries, offered = pipe.execute()
+    return (Ticket.from_hash(data) if data else None, [json.loads(e) for e in entries],
+            list(offered))
+
+
 def pending_offers(hl: Hotline, phone: str) -> list[str]:
     return list(hl.r.zrevrange(KEYS.offers(phone), 0, -1))
 

@@ -164,3 +164,23 @@ def test_status_reports_arriving_together_never_move_a_message_back_or_into_two_
         listed = [s for s in messages.STATUSES
                   if hl.r.zscore(KEYS.messages_by_status(s), message.id) is not None]
         assert listed == ["delivered"]
+
+
+def in_status_indexes(hl: Hotline, mid: str) -> list[str]:
+    return [s for s in messages.STATUSES if hl.r.zscore(KEYS.messages_by_status(s), mid) is not None]
+
+
+def test_the_senders_own_sent_after_a_delivered_report_keeps_delivered_and_one_index(
+        hl: Hotline) -> None:
+    message = messages.queue_sms(hl, VOLUNTEER, "求助#1001", kind="offer")
+    messages.update(hl, message.id, status="delivered")  # the callback won the race
+    after = messages.advance(hl, message.id, "sent", provider_id="SM" + "a" * 32, error="")
+    assert after is not None and after.status == "delivered"
+    assert after.provider_id == "SM" + "a" * 32
+    assert messages.by_provider_id(hl, "SM" + "a" * 32) == after
+    assert in_status_indexes(hl, message.id) == ["delivered"]
+    moved = messages.advance(hl, messages.queue_sms(hl, VOLUNTEER, "x", kind="offer").id, "sent")
+    assert moved is not None and moved.status == "sent"
+    assert in_status_indexes(hl, moved.id) == ["sent"]
+    assert messages.advance(hl, "m999999", "sent") is None  # no such record: nothing written
+    assert not hl.r.exists(KEYS.message("m999999"))

@@ -228,15 +228,9 @@ def _keeps_state(channel: Channel) -> bool:
 
 
 def _accepted(hl: Hotline, message: Message, channel: Channel, receipt: Receipt, gate: Gate) -> None:
-    def decide(current: Message) -> dict[str, str | int]:
-        # A status callback may have come first (delivered before we wrote "sent"): never go
-        # back. Judged inside the update's transaction, so a callback racing it cannot slip in.
-        if messages.RANK.get(receipt.status, 0) > messages.RANK.get(current.status, 0):
-            return {"status": receipt.status}
-        return {}
-
-    messages.update(hl, message.id, decide, provider_id=receipt.provider_id,
-                    channel=channel.name, error="")
+    # A status callback may have come first (delivered before we wrote "sent"): never go back.
+    messages.advance(hl, message.id, receipt.status, provider_id=receipt.provider_id,
+                     channel=channel.name, error="")
     if not _keeps_state(channel):
         channel_state.record_ok(hl, channel.name)
     _end_outage(hl, gate, message.id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rq import get_current_job
 
@@ -81,7 +82,11 @@ def escalate_after(hl: Hotline, ticket: Ticket) -> float:
 
 def round_of(hl: Hotline, code: str) -> int:
     """How many times the ticket was handed back: each release starts a new round of offers."""
-    return sum(1 for entry in tickets.history(hl, code) if entry.get("what") == "released")
+    return rounds(tickets.history(hl, code))
+
+
+def rounds(history: list[dict[str, Any]]) -> int:
+    return sum(1 for entry in history if entry.get("what") == "released")
 
 
 def offer_ticket(code: str, level: int = 0, round_: int | None = None) -> str:
@@ -158,10 +163,10 @@ def remind_assignee(code: str, accepted_at: str) -> str:
 
 
 def _offer(hl: Hotline, code: str, level: int, round_: int | None, out: list[str]) -> str:
-    ticket = tickets.get(hl, code)
+    ticket, history, offered_list = tickets.with_offers(hl, code)
     if ticket is None or ticket.status not in tickets.WAITING:
         return "nothing to do"
-    current = round_of(hl, code)
+    current = rounds(history)
     if round_ is not None and round_ != current:
         return "stale"  # a timer from before the ticket was handed back
     top = top_level(ticket)
@@ -174,7 +179,7 @@ def _offer(hl: Hotline, code: str, level: int, round_: int | None, out: list[str
     if not people:
         log.warning("#%s: nobody on the ledger can receive the offer", code)
         return "nobody to offer"
-    offered = set(tickets.offered_to(hl, code))
+    offered = set(offered_list)  # read under the ticket's lock: no other offer runs meanwhile
     fresh = [p.phone for p in people if p.phone not in offered]
     if fresh:
         try:
