@@ -42,7 +42,7 @@ from tests.fake_twilio import (
 from workers import sweeper
 from workers import tickets as ticket_jobs
 from workers.messages import Gate
-from workers.service import move_due_jobs
+from workers.service import hand_over_new_tickets, move_due_jobs
 
 TEAM = [LEADER, GRID_WORKER, VOLUNTEER, VOLUNTEER2]
 NEWBIE = "+8613800000005"
@@ -98,6 +98,32 @@ def test_a_ticket_from_an_unknown_caller_goes_to_everyone_on_a_duty_list(
     assert fake.accepted_to() == [DUTY]
     assert ticket.is_triage
     assert not sample.queue.scheduled_job_registry.get_job_ids()  # nowhere further to go
+
+
+def test_a_burst_of_new_tickets_is_offered_by_a_few_jobs_and_a_failing_offer_goes_alone(
+        sample: Hotline, fake: FakeTwilio, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = [tickets.open_ticket(sample, f"+861370000{i:04d}", "food", "sms").code
+              for i in range(12)]
+    assert hand_over_new_tickets(sample) == 12
+    assert sample.r.llen(KEYS.intake) == 0
+    assert sample.queue.job_ids == [f"offer-{opened[0]}-to-{opened[4]}",
+                                    f"offer-{opened[5]}-to-{opened[9]}",
+                                    f"offer-{opened[10]}-to-{opened[11]}"]
+    real, failed = ticket_jobs._offer, []
+
+    def once_broken(hl: Hotline, code: str, *args: object, **kwargs: object) -> str:
+        if code == opened[2] and not failed:
+            failed.append(code)
+            raise ConnectionError("Redis blinked")
+        return real(hl, code, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ticket_jobs, "_offer", once_broken)
+    drain(sample)
+    assert failed == [opened[2]]
+    bodies = [m["body"] for m in fake.accepted]
+    assert fake.accepted_to() == [DUTY] * 12  # strangers' tickets: triage
+    assert [sum(f"#{code}：" in b for b in bodies) for code in opened] == [1] * 12
+    assert {tickets.get(sample, c).status for c in opened} == {"notified"}  # type: ignore[union-attr]
 
 
 def test_a_taken_ticket_is_not_escalated(sample: Hotline, fake: FakeTwilio) -> None:

@@ -100,21 +100,31 @@ def move_due_jobs(hl: Hotline, now: float | None = None, limit: int = 500) -> in
     return moved
 
 
+HAND_OVER_BATCH = 5  # new tickets per offer job when many wait at once
+
+
 def hand_over_new_tickets(hl: Hotline, limit: int = 200) -> int:
-    """Turn codes on the intake list into offer jobs, oldest first; returns how many.
+    """Turn codes on the intake list into offer jobs, oldest first; returns how many codes.
 
     Webhooks only store a new ticket and put its code on the list (one Redis round trip);
     the jobs and the list's trim are one MULTI, so a code is handed over once or not at all.
-    Only the ticker that holds the lead runs this, so no two hand the same code over.
+    One code makes one `offer_ticket` job; a burst is cut into `offer_new` jobs of a few
+    codes each, shared out among the workers. Only the ticker that holds the lead runs this,
+    so no two hand the same code over.
     """
     codes = [str(c) for c in reversed(hl.r.lrange(KEYS.intake, -limit, -1))]
     if not codes:
         return 0
     with hl.rq.pipeline() as pipe:
         pipe.multi()
-        for code in codes:
-            hl.enqueue("workers.tickets.offer_ticket", code, job_id=f"offer-{code}",
-                       pipeline=pipe)
+        for at in range(0, len(codes), HAND_OVER_BATCH):
+            batch = codes[at:at + HAND_OVER_BATCH]
+            if len(batch) == 1:
+                hl.enqueue("workers.tickets.offer_ticket", batch[0], job_id=f"offer-{batch[0]}",
+                           pipeline=pipe)
+            else:
+                hl.enqueue("workers.tickets.offer_new", batch,
+                           job_id=f"offer-{batch[0]}-to-{batch[-1]}", pipeline=pipe)
         pipe.ltrim(KEYS.intake, 0, -len(codes) - 1)
         pipe.execute()
     return len(codes)
