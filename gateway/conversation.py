@@ -24,7 +24,7 @@ from gateway.context import Hotline
 from gateway.phones import mask, try_normalise
 from gateway.registry import Person
 from gateway.sms_grammar import Command
-from gateway.store import FILL_LUA, KEYS
+from gateway.store import FILL_LUA, KEYS, SEEN_TTL
 from gateway.tickets import Ticket, TicketError
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,6 @@ TEAM_GRAMMAR_ROLES = ("volunteer", "grid_worker", "leader", "head", "duty")
 WINDOW = 60  # seconds of the per-number inbound limit
 RESIDENT_REPLIES = 3  # replies a resident's number gets per window: a stuck phone costs a few texts
 STORED_BODY = 2000  # characters of an inbound text kept on its record
-SEEN_TTL = 7 * 86400  # seconds a provider's message id is remembered (as store.first_seen)
 LIST_MAX = 5  # tickets named in a `任务` reply
 
 
@@ -133,7 +132,7 @@ def _intake(hl: Hotline, sender: str, body: str, channel: str, provider_id: str,
     if new is not None:
         config["open"] = {"keys": new[0], "args": new[1]}
     result: list[Any] = hl.script(_INTAKE)(args=[json.dumps(config, ensure_ascii=False)])
-    return [result[0] if isinstance(result[0], str) else result[0].decode(), *result[1:]]
+    return result
 
 
 def reply_kind(hl: Hotline, sender: str) -> str:

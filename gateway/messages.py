@@ -148,12 +148,6 @@ def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
     return message
 
 
-def record_inbound(hl: Hotline, sender: str, body: str, *, channel: str,
-                   provider_id: str = "", to: str = "") -> Message:
-    """Record a text received."""
-    return _new(hl, inbound(sender, body, channel=channel, provider_id=provider_id, to=to))
-
-
 def update(hl: Hotline, mid: str,
            decide: Callable[[Message], dict[str, str | int] | None] | None = None, /,
            **changes: str | int) -> Message | None:

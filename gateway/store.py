@@ -281,7 +281,10 @@ def redis_url(settings: Settings) -> str:
     return EmbeddedRedis(settings.data_dir).url
 
 
-def first_seen(r: Redis, kind: str, ident: str, ttl: int = 7 * 86400) -> bool:
+SEEN_TTL = 7 * 86400  # seconds a provider's id is remembered: far beyond any provider's retries
+
+
+def first_seen(r: Redis, kind: str, ident: str, ttl: int = SEEN_TTL) -> bool:
     """True the first time (kind, ident) is seen within `ttl`: the webhook de-duplicator."""
     return bool(r.set(KEYS.seen(kind, ident), "1", nx=True, ex=ttl))
 
