@@ -21,6 +21,7 @@ from gateway.embedded import EmbeddedRedis
 from gateway.settings import Settings
 from gateway.store import KEYS
 from tests.conftest import (
+    DUTY,
     GRID_WORKER,
     HEAD,
     LEADER,
@@ -89,6 +90,31 @@ def test_a_worker_killed_during_an_inline_send_is_recovered_and_each_text_goes_o
     assert (done[0].attempts, done[0].provider_id) == (1, fake.accepted[0]["sid"])  # found, not resent
     assert any(r.method == "GET" for r in fake.received)
     assert tickets.offered_to(sample, ticket.code) == TEAM  # the re-run offer job added nobody
+    assert not sample.queue.started_job_registry.get_job_ids()
+
+
+def test_a_worker_killed_inside_a_batch_of_new_tickets_leaves_each_offer_sent_once(
+        sample: Hotline, fake: FakeTwilio, spawn: Spawn) -> None:
+    # Opened while no worker runs (a burst after an outage): handed over as one batch of five
+    # and one ticket alone. Strangers' tickets are offered to the one duty officer each.
+    codes = [tickets.open_ticket(sample, f"+861370000{i:04d}", "food", "sms").code
+             for i in range(6)]
+    fake.delay = 5.0  # Twilio accepts the first offer, then is slow to answer
+    first = spawn(HOTLINE_SWEEP_AFTER="2")
+    wait_until(lambda: fake.accepted)
+    assert f"#{codes[0]}：" in fake.accepted[0]["body"]  # the batch's first offer is in flight
+    os.killpg(first.pid, signal.SIGKILL)  # a power cut inside the batch
+    first.wait()
+    fake.delay = 0
+    spawn(HOTLINE_SWEEP_AFTER="2")
+    wait_until(lambda: all(m.provider_id for c in codes for m in offers(sample, c))
+               and all(offers(sample, c) for c in codes), timeout=30)
+    assert len(fake.sends()) == 6  # one text a ticket: the cut one found by lookup, not resent
+    assert any(r.method == "GET" for r in fake.received)
+    assert [sum(f"#{c}：" in m["body"] for m in fake.accepted) for c in codes] == [1] * 6
+    for code in codes:
+        assert tickets.offered_to(sample, code) == [DUTY]
+        assert [m.to for m in offers(sample, code)] == [DUTY]
     assert not sample.queue.started_job_registry.get_job_ids()
 
 
