@@ -70,6 +70,9 @@ def handle_text(hl: Hotline, sender: str, body: str, *, channel: str,
     `dedup` (a kind such as "sms"): ignore a text whose `provider_id` was handled before.
     A resident's request for help takes one Redis round trip; anything else, a few more.
     """
+    # What a channel hands over may carry halves of characters (a lone surrogate in a phone's
+    # JSON): dropped here, so that no key or record fails to encode.
+    sender, body, provider_id = (texts.whole(x) for x in (sender, body or "", provider_id))
     phone = try_normalise(sender, hl.settings.default_region)
     person = hl.ledger.person(phone) if phone else None
     team = person is not None and person.role in TEAM_GRAMMAR_ROLES

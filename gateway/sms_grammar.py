@@ -86,8 +86,10 @@ _BIDI = dict.fromkeys(range(0x202A, 0x202F)) | dict.fromkeys(range(0x2066, 0x206
 
 
 def printable(body: str) -> str:
-    """The text as received, minus control characters and direction overrides (safe to show)."""
-    kept = "".join(ch for ch in body if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    """The text as received, minus control characters, direction overrides and halves of
+    characters (a lone surrogate, which a phone's JSON can carry): safe to show and to store."""
+    kept = "".join(ch for ch in body
+                   if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
     return kept.translate(_BIDI).strip()
 
 

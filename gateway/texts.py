@@ -33,6 +33,18 @@ def clean_sms(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def whole(value: Any) -> Any:
+    """`value` (a string, or JSON made of dicts and lists) without halves of characters: a lone
+    surrogate, which JSON from a phone can carry and no Redis key or record can encode."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "ignore").decode("utf-8")
+    if isinstance(value, dict):
+        return {whole(k): whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole(v) for v in value]
+    return value
+
+
 def is_gsm7(text: str) -> bool:
     return all(c in GSM7_BASIC or c in GSM7_EXTENDED for c in text)
 

@@ -311,3 +311,17 @@ def test_the_channel_is_registered_by_name(ahl: Hotline) -> None:
     assert get_channel(ahl).name == "android"
     assert isinstance(get_channel(ahl, "android"), AndroidChannel)
     assert handle_event(ahl, {"event": "system:ping", "payload": {}}) == "ignored"
+
+
+def test_a_received_text_with_half_a_character_in_its_json_is_handled_not_retried_forever(
+        ahl: Hotline, aclient: FlaskClient) -> None:
+    # The phone's JSON may escape a lone surrogate ("\ud800"): valid JSON, not encodable text.
+    event = received(RESIDENT, "1 要\ud800降压药", event_id="ev-\ud800")
+    body = json.dumps(event, ensure_ascii=True).encode()
+    stamp = str(int(time.time()))
+    answer = aclient.post("/android/webhook", data=body, content_type="application/json",
+                          headers={"X-Timestamp": stamp, "X-Signature": sign("k3y", body, stamp)})
+    assert answer.status_code == 200, answer.data
+    assert answer.get_json() == {"outcome": "handled"}
+    found = tickets.list_tickets(ahl)
+    assert [(t.caller, t.text) for t in found] == [(RESIDENT, "要降压药")]

@@ -604,6 +604,20 @@ def test_garbled_texts_from_a_resident_never_fail(sample: Hotline, client: Flask
         assert len(t.text) <= 1000 and "\x00" not in t.text
 
 
+def test_a_text_carrying_half_a_character_still_opens_one_clean_ticket(sample: Hotline) -> None:
+    from gateway import conversation
+
+    # A phone's JSON can carry a lone surrogate ("\\ud800"); no Redis key or record may choke.
+    for _ in range(2):
+        reply = conversation.handle_text(sample, RESIDENT, "1 要\ud800降压药", channel="android",
+                                         provider_id="ev-\ud800-1", dedup="android-sms")
+    ticket = only_ticket(sample)
+    assert ticket.text == "要降压药"
+    assert reply is None  # the second time: the same provider id, handled once
+    stored = [m.body for m in messages.list_messages(sample) if m.direction == "in"]
+    assert stored == ["1 要降压药"]
+
+
 @pytest.mark.parametrize("body", ["", "\x00", "接 99999", "完成 99999", "退 99999", "派 99999 王芳",
                                   "接 " + "9" * 500, "Y" * 2000, "通知" + " " * 50, "1042 接种"])
 def test_garbled_texts_from_a_volunteer_change_nothing(sample: Hotline, client: FlaskClient,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateway import clock, conversation, messages
+from gateway import clock, conversation, messages, texts
 from gateway.channels import TransportError
 from gateway.channels import state as channel_state
 from gateway.channels.android.transport import NAME, AndroidChannel
@@ -49,6 +49,7 @@ def signed(key: str | None, body: bytes, timestamp: str, given: str) -> bool:
 
 def handle_event(hl: Hotline, event: Mapping[str, Any]) -> str:
     """Handle one event; returns what happened: handled, duplicate, early, unknown, ignored."""
+    event = texts.whole(dict(event))
     kind = str(event.get("event") or "")
     payload = event.get("payload")
     if not isinstance(payload, Mapping):
