@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 ROLES = ("admin", "head", "leader")
 MIN_PASSWORD = 8
 # Failed logins allowed per account in one window, so a password cannot be guessed by brute force.
-LOGIN_TRIES = 10
+LOGIN_TRIES = 10  # wrong passwords for one account from one address, per window
+LOGIN_TRIES_ALL = 100  # from all addresses together: a ceiling on guessing from many
 LOGIN_WINDOW = 900
 EXISTING = "log in with your account (a forgotten password: hotline user passwd NAME)"
 _NAME = re.compile(r"^[\w.@-]{1,40}$")
@@ -117,23 +118,30 @@ def delete(hl: Hotline, name: str) -> bool:
     return bool(removed[0])
 
 
-def authenticate(hl: Hotline, name: str, password: str) -> User | None:
-    """The account if the password is right; None otherwise, or after too many failures."""
+def authenticate(hl: Hotline, name: str, password: str, client: str = "") -> User | None:
+    """The account if the password is right; None otherwise, or after too many failures.
+
+    Failures count per account and client address (`client`, the request's remote address),
+    so a stranger guessing from elsewhere cannot lock the village head out; all addresses
+    together get a higher ceiling, against guessing spread over many.
+    """
     name = name.strip()
     if not _NAME.match(name):
         return None
     window = int(clock.timestamp()) // LOGIN_WINDOW
-    tries_key = KEYS.rate(f"login:{name}", window)
-    tries = hl.r.get(tries_key)
-    if tries and int(tries) >= LOGIN_TRIES:
+    here_key = KEYS.rate(f"login:{name}:{client[:64]}", window)
+    all_key = KEYS.rate(f"login:{name}", window)
+    here, everywhere = hl.r.mget(here_key, all_key)
+    if int(here or 0) >= LOGIN_TRIES or int(everywhere or 0) >= LOGIN_TRIES_ALL:
         log.warning("login refused for %s: too many failures", name)
         return None
     data = hl.r.hgetall(KEYS.user(name))
     if data and check_password_hash(data.get("password", ""), password):
         return _from_hash(data)
     with hl.r.pipeline(transaction=True) as pipe:
-        pipe.incr(tries_key)
-        pipe.expire(tries_key, LOGIN_WINDOW * 2)
+        for key in (here_key, all_key):
+            pipe.incr(key)
+            pipe.expire(key, LOGIN_WINDOW * 2)
         pipe.execute()
     log.info("failed login for %s", name)
     return None

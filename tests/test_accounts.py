@@ -60,8 +60,22 @@ def test_a_head_sees_only_their_village_and_an_admin_sees_all(sample: Hotline) -
 def test_repeated_wrong_passwords_lock_the_account_for_a_while(sample: Hotline) -> None:
     accounts.create(sample, "zhang", "admin", "right-password")
     for _ in range(accounts.LOGIN_TRIES):
-        assert accounts.authenticate(sample, "zhang", "guess") is None
-    assert accounts.authenticate(sample, "zhang", "right-password") is None
+        assert accounts.authenticate(sample, "zhang", "guess", "203.0.113.9") is None
+    assert accounts.authenticate(sample, "zhang", "right-password", "203.0.113.9") is None
+
+
+def test_a_stranger_guessing_elsewhere_cannot_lock_the_owner_out(sample: Hotline) -> None:
+    accounts.create(sample, "zhang", "admin", "right-password")
+    for _ in range(accounts.LOGIN_TRIES * 3):
+        assert accounts.authenticate(sample, "zhang", "guess", "203.0.113.9") is None
+    assert accounts.authenticate(sample, "zhang", "right-password", "198.51.100.7") is not None
+
+
+def test_guessing_spread_over_many_addresses_meets_a_ceiling(sample: Hotline) -> None:
+    accounts.create(sample, "zhang", "admin", "right-password")
+    for i in range(accounts.LOGIN_TRIES_ALL):
+        assert accounts.authenticate(sample, "zhang", "guess", f"10.0.{i // 250}.{i % 250}") is None
+    assert accounts.authenticate(sample, "zhang", "right-password", "198.51.100.7") is None
 
 
 def test_the_first_admin_gets_a_generated_password_shown_once(hl: Hotline) -> None:

@@ -152,7 +152,8 @@ def login() -> ResponseReturnValue:
     if request.method == "POST":
         name = request.form.get("name", "")[:60]
         password = request.form.get("password", "")[:200]
-        account = accounts.authenticate(hotline(), name, password)
+        # remote_addr is the real client behind nginx (ProxyFix, HOTLINE_TRUSTED_PROXIES).
+        account = accounts.authenticate(hotline(), name, password, request.remote_addr or "")
         if account is not None:
             log_in(account)
             return redirect(safe_next(request.form.get("next")))
