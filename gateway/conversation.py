@@ -128,7 +128,7 @@ def _intake(hl: Hotline, sender: str, body: str, channel: str, provider_id: str,
         "rate_ttl": WINDOW * 2, "limit": limit,
         "record_limit": limit * 10,  # past that, a flood is not worth the storage
         "record": spec, "optout": KEYS.optout, "sender": sender,
-        "lock": KEYS.lock(f"sms:{sender}"), "own": KEYS.tickets_by_caller(sender),
+        "lock": _lock_key(sender), "own": KEYS.tickets_by_caller(sender),
         "since": clock.timestamp() - hl.settings.append_window,
         "ticket": KEYS.ticket("{code}"), "open_statuses": list(tickets.OPEN),
     }
@@ -164,10 +164,15 @@ def dial(e164: str, region: str = "CN") -> str:
     return "".join(ch for ch in national if ch.isdigit())
 
 
+def _lock_key(phone: str) -> str:
+    """The sender's lock: held while a text of theirs is handled; the intake script checks it."""
+    return KEYS.lock(f"sms:{phone}")
+
+
 @contextmanager
 def _one_at_a_time(hl: Hotline, phone: str) -> Iterator[None]:
     """Serialise one number's texts, so two arriving together cannot open two tickets."""
-    lock = hl.r.lock(KEYS.lock(f"sms:{phone}"), timeout=30, blocking_timeout=5)
+    lock = hl.r.lock(_lock_key(phone), timeout=30, blocking_timeout=5)
     acquired = bool(lock.acquire())
     if not acquired:
         log.warning("sms lock for %s busy for 5 s: handling anyway", mask(phone))
