@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
-
-from redis.exceptions import WatchError
 
 from gateway import clock
 from gateway.context import Hotline
@@ -148,98 +146,81 @@ def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
     return message
 
 
-def update(hl: Hotline, mid: str,
-           decide: Callable[[Message], dict[str, str | int] | None] | None = None, /,
-           **changes: str | int) -> Message | None:
+def update(hl: Hotline, mid: str, **changes: str | int) -> Message | None:
     """Change a record's fields; a status change moves it between the status indexes.
 
-    Atomic (WATCH/MULTI, retried), so two updates at once never leave a message in two status
-    indexes. `decide`, given the record as it is inside the transaction, returns further
-    changes, or None to change nothing.
+    One Lua script, so two updates at once never leave a message in two status indexes.
+    None when there is no such record (nothing is written then).
     """
-    if decide is None:
-        return _set(hl, mid, changes)
-    key = KEYS.message(mid)
-    with hl.r.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(key)
-                old = pipe.hgetall(key)
-                if not old:
-                    return None
-                wanted: dict[str, str | int] = dict(changes)
-                if decide is not None:
-                    more = decide(Message.from_hash(old))
-                    if more is None:
-                        return Message.from_hash(old)
-                    wanted.update(more)
-                now = clock.timestamp()
-                fields = {k: str(v) for k, v in wanted.items()} | {"updated_at": str(now)}
-                pipe.multi()
-                pipe.hset(key, mapping=fields)
-                new_status = fields.get("status")
-                if new_status and new_status != old.get("status"):
-                    created = float(old.get("created_at") or now)
-                    pipe.zrem(KEYS.messages_by_status(old.get("status", "")), mid)
-                    pipe.zadd(KEYS.messages_by_status(new_status), {mid: created})
-                if fields.get("provider_id"):
-                    pipe.set(KEYS.message_by_sid(fields["provider_id"]), mid)
-                pipe.execute()
-                return Message.from_hash({**old, **fields})
-            except WatchError:
-                continue
-
-
-# Lua: `update` without a decision to make, in one round trip: the fields set, the record moved
-# between status indexes, the provider id's pointer written; the whole record returned. With
-# `forward`, the status changes only if it ranks above the record's own (see RANK).
-_SET = """
-local c = cjson.decode(ARGV[1])
-local key = KEYS[1]
-local old = redis.call('HGET', key, 'status')
-if not old then return false end
-local fields = c.fields
-local status = c.status
-if status and c.forward and (c.ranks[status] or 0) <= (c.ranks[old] or 0) then status = nil end
-if status then
-    fields[#fields + 1] = 'status'
-    fields[#fields + 1] = status
-end
-redis.call('HSET', key, unpack(fields))
-if status and status ~= old then
-    local created = redis.call('HGET', key, 'created_at') or c.now
-    redis.call('ZREM', fill(c.index, '{status}', old), c.id)
-    redis.call('ZADD', fill(c.index, '{status}', status), created, c.id)
-end
-if c.sid_key ~= '' then redis.call('SET', c.sid_key, c.id) end
-return redis.call('HGETALL', key)
-"""
-
-
-def _set(hl: Hotline, mid: str, changes: dict[str, str | int], *,
-         forward: bool = False) -> Message | None:
-    now = str(clock.timestamp())
-    fields = {k: str(v) for k, v in changes.items() if k != "status"} | {"updated_at": now}
-    status = str(changes["status"]) if "status" in changes else None
-    provider_id = fields.get("provider_id", "")
-    spec: dict[str, Any] = {
-        "id": mid, "now": now, "fields": [x for pair in fields.items() for x in pair],
-        "index": KEYS.messages_by_status("{status}"), "forward": forward, "ranks": RANK,
-        "sid_key": KEYS.message_by_sid(provider_id) if provider_id else "",
-    }
-    if status is not None:
-        spec["status"] = status
-    found = hl.script(FILL_LUA + _SET)(keys=[KEYS.message(mid)],
-                                      args=[json.dumps(spec, ensure_ascii=False)])
-    if not found:
-        return None
-    return Message.from_hash(dict(zip(found[::2], found[1::2], strict=True)))
+    return _set(hl, mid, changes)[0]
 
 
 def advance(hl: Hotline, mid: str, status: str, **changes: str | int) -> Message | None:
     """Set `changes`, and `status` only if it moves the record forward (RANK): a provider's
     late report never takes a delivered message back to sent."""
-    return _set(hl, mid, {**changes, "status": status}, forward=True)
+    return _set(hl, mid, {**changes, "status": status}, forward=True)[0]
+
+
+# Lua: every change to a message record, in one round trip. It sets `fields`, and `missing`
+# only where the record has none; with `forward`, the status only if it ranks above the
+# record's own (RANK). A status change moves the record between status indexes; a provider id
+# written gets its pointer. Nothing to change: nothing written. Returns {moved, the record}.
+_SET = FILL_LUA + """
+local c = cjson.decode(ARGV[1])
+local key = KEYS[1]
+local old = redis.call('HGET', key, 'status')
+if not old then return false end
+local fields = c.fields
+for i = 1, #c.missing, 2 do
+    local have = redis.call('HGET', key, c.missing[i])
+    if not have or have == '' then
+        fields[#fields + 1] = c.missing[i]
+        fields[#fields + 1] = c.missing[i + 1]
+    end
+end
+local status = c.status
+if status and c.forward and (c.ranks[status] or 0) <= (c.ranks[old] or 0) then status = nil end
+local moved = status ~= nil and status ~= old
+if status then
+    fields[#fields + 1] = 'status'
+    fields[#fields + 1] = status
+end
+if #fields > 0 then
+    fields[#fields + 1] = 'updated_at'
+    fields[#fields + 1] = c.now
+    redis.call('HSET', key, unpack(fields))
+    for i = 1, #fields, 2 do
+        if fields[i] == 'provider_id' and fields[i + 1] ~= '' then
+            redis.call('SET', fill(c.sid_key, '{sid}', fields[i + 1]), c.id)
+        end
+    end
+end
+if moved then
+    local created = redis.call('HGET', key, 'created_at') or c.now
+    redis.call('ZREM', fill(c.index, '{status}', old), c.id)
+    redis.call('ZADD', fill(c.index, '{status}', status), created, c.id)
+end
+return {moved and 1 or 0, redis.call('HGETALL', key)}
+"""
+
+
+def _set(hl: Hotline, mid: str, changes: Mapping[str, str | int], *, forward: bool = False,
+         missing: Mapping[str, str] | None = None) -> tuple[Message | None, bool]:
+    """Run _SET: (the record as it is now, whether its status moved)."""
+    fields = {k: str(v) for k, v in changes.items() if k != "status"}
+    spec: dict[str, Any] = {
+        "id": mid, "now": str(clock.timestamp()), "forward": forward, "ranks": RANK,
+        "fields": [x for pair in fields.items() for x in pair],
+        "missing": [x for pair in (missing or {}).items() for x in pair],
+        "index": KEYS.messages_by_status("{status}"), "sid_key": KEYS.message_by_sid("{sid}"),
+    }
+    if "status" in changes:
+        spec["status"] = str(changes["status"])
+    found = hl.script(_SET)(keys=[KEYS.message(mid)], args=[json.dumps(spec, ensure_ascii=False)])
+    if not found:
+        return None, False
+    moved, flat = found
+    return Message.from_hash(dict(zip(flat[::2], flat[1::2], strict=True))), bool(moved)
 
 
 def list_messages(hl: Hotline, *, status: str | None = None, limit: int = 200,
@@ -288,26 +269,16 @@ def record_delivery(hl: Hotline, provider_id: str, status: str, *, error: str = 
     if message is None:
         return None
     ours = PROVIDER_STATUS.get(status.lower(), "sent" if provider_id else "")
-    moved: list[str] = []
-
-    def decide(current: Message) -> dict[str, str | int] | None:
-        # Judged on the record as it is now: two reports at once never move it backwards.
-        moved.clear()  # a retried transaction decides afresh
-        changes: dict[str, str | int] = {}
-        if provider_id and not current.provider_id:
-            changes["provider_id"] = provider_id
-        if ours and RANK.get(ours, 0) > RANK.get(current.status, 0):
-            changes["status"] = ours
-            moved.append(ours)
-        if error and ours in ("undelivered", "failed"):
-            changes["error"] = error
-        return changes or None
-
-    updated = update(hl, message.id, decide)
+    # Judged on the record as it is inside the script: two reports at once never move it back.
+    changes: dict[str, str | int] = {"status": ours} if ours else {}
+    if error and ours in ("undelivered", "failed"):
+        changes["error"] = error
+    updated, moved = _set(hl, message.id, changes, forward=True,
+                          missing={"provider_id": provider_id} if provider_id else None)
     if not moved:
         return updated
     log.info("sms %s to %s: provider says %s", message.id, mask(message.to), status)
-    if moved[0] in ("undelivered", "failed") and message.kind in OFFERS and message.ticket:
+    if ours in ("undelivered", "failed") and message.kind in OFFERS and message.ticket:
         hl.enqueue("workers.tickets.offer_next", message.ticket, message.id,
                    job_id=f"next-{message.ticket}-{message.id}")
     return updated

@@ -182,5 +182,9 @@ def test_the_senders_own_sent_after_a_delivered_report_keeps_delivered_and_one_i
     moved = messages.advance(hl, messages.queue_sms(hl, VOLUNTEER, "x", kind="offer").id, "sent")
     assert moved is not None and moved.status == "sent"
     assert in_status_indexes(hl, moved.id) == ["sent"]
+    before = hl.r.hgetall(KEYS.message(message.id))
+    again = messages.record_delivery(hl, "SM" + "a" * 32, "sent")  # a late, lesser report
+    assert again is not None and again.status == "delivered"
+    assert hl.r.hgetall(KEYS.message(message.id)) == before  # nothing to change: nothing written
     assert messages.advance(hl, "m999999", "sent") is None  # no such record: nothing written
     assert not hl.r.exists(KEYS.message("m999999"))
