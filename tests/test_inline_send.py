@@ -90,7 +90,8 @@ def test_a_worker_killed_during_an_inline_send_is_recovered_and_each_text_goes_o
     assert (done[0].attempts, done[0].provider_id) == (1, fake.accepted[0]["sid"])  # found, not resent
     assert any(r.method == "GET" for r in fake.received)
     assert tickets.offered_to(sample, ticket.code) == TEAM  # the re-run offer job added nobody
-    assert not sample.queue.started_job_registry.get_job_ids()
+    # The text is written down before its job ends: wait for the job, which must end.
+    wait_until(lambda: not sample.queue.started_job_registry.get_job_ids(), timeout=10)
 
 
 def test_a_worker_killed_inside_a_batch_of_new_tickets_leaves_each_offer_sent_once(
@@ -115,7 +116,8 @@ def test_a_worker_killed_inside_a_batch_of_new_tickets_leaves_each_offer_sent_on
     for code in codes:
         assert tickets.offered_to(sample, code) == [DUTY]
         assert [m.to for m in offers(sample, code)] == [DUTY]
-    assert not sample.queue.started_job_registry.get_job_ids()
+    # The text is written down before its job ends: wait for the job, which must end.
+    wait_until(lambda: not sample.queue.started_job_registry.get_job_ids(), timeout=10)
 
 
 def test_with_pacing_on_only_the_text_whose_turn_is_now_goes_inline(sample: Hotline,

@@ -331,7 +331,8 @@ def test_a_real_worker_killed_mid_request_is_noticed_and_the_text_goes_once(
     assert (sent.status, sent.attempts, sent.provider_id) == ("sent", 1, fake.accepted[0]["sid"])
     assert len(fake.sends()) == 1  # the lookup found it: no second copy
     assert any(r.method == "GET" for r in fake.received)
-    assert not hl.queue.started_job_registry.get_job_ids()
+    # The text is written down before its job ends: wait for the job, which must end.
+    wait_until(lambda: not hl.queue.started_job_registry.get_job_ids(), timeout=10)
 
 
 def test_an_outage_then_recovery_delivers_every_text_once_oldest_first_with_a_real_worker(
