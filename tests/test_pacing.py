@@ -70,7 +70,9 @@ def test_a_text_whose_turn_is_far_off_is_re_enqueued_for_it_not_waited_for(
     assert jobs == [f"send-{queued[1].id}-1", f"send-{queued[2].id}-1"]
     turns = [registry.get_scheduled_time(job).timestamp() for job in jobs]
     first = fake.send_times()[0]
-    assert turns[0] - first == pytest.approx(pacing.interval(1), abs=0.1)
+    # About one interval after the first text reached the fake (the arrival itself may lag its
+    # turn on a busy machine); the spacing of turns is exact, below.
+    assert turns[0] - first == pytest.approx(pacing.interval(1), abs=0.3)
     assert turns[1] - turns[0] == pytest.approx(pacing.interval(1), abs=0.01)
     # Run both before their turn (as a scheduler with a fast clock would): they still wait.
     assert move_due_jobs(hl, now=turns[1] + 0.01) == 2
