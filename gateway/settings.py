@@ -67,6 +67,7 @@ class Settings:
     android_gateway_user: str | None = None
     android_gateway_password: str | None = None
     android_gateway_signing_key: str | None = None
+    android_gateway_poll: int = 10  # seconds between reads of the phone's inbox; 0 = never
     gammu_spool: Path | None = None
     templates_dir: Path = field(default=ROOT / "templates")
 
@@ -125,6 +126,7 @@ class Settings:
             android_gateway_user=env.text("ANDROID_GATEWAY_USER"),
             android_gateway_password=env.secret("ANDROID_GATEWAY_PASSWORD"),
             android_gateway_signing_key=env.secret("ANDROID_GATEWAY_SIGNING_KEY"),
+            android_gateway_poll=env.number("ANDROID_GATEWAY_POLL", 10, int, minimum=0),
             gammu_spool=Path(p) if (p := env.text("GAMMU_SPOOL")) else None,
             templates_dir=Path(env.text("HOTLINE_TEMPLATES_DIR") or ROOT / "templates"),
         )

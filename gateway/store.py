@@ -196,6 +196,10 @@ class Keys:
     def channel(self, name: str) -> str:
         return f"{self.prefix}channel:{name}"
 
+    def parts(self, mid: str) -> str:
+        """A long text's parts reported delivered so far (the phone reports each part)."""
+        return f"{self.prefix}parts:{mid}"
+
     def notice(self, nid: str) -> str:
         return f"{self.prefix}notice:{nid}"
 

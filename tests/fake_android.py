@@ -136,7 +136,8 @@ class FakePhone:
                 now = datetime.now(CHINA).isoformat(timespec="milliseconds")
                 base = {"messageId": ident, "phoneNumber": number, "simNumber": 1}
                 self.emit("sms:sent", {**base, "partsCount": segments(text), "sentAt": now})
-                self.emit("sms:delivered", {**base, "deliveredAt": now})
+                for _ in range(segments(text)):  # the app reports each part's delivery
+                    self.emit("sms:delivered", {**base, "deliveredAt": now})
             self.states[ident] = "Delivered"
 
     def _inbox(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:

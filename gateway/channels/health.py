@@ -33,6 +33,10 @@ def report(hl: Hotline) -> dict[str, dict[str, Any]]:
         if st.poll_ok is not None or st.poll_error:
             entry["inbox_read_at"] = st.poll_ok
             entry["inbox_error"] = st.poll_error or None
+        if name == "android":
+            entry.update(_android(hl))
+            if entry["phone"].get("status") == "unreachable" and entry["state"] == "ok":
+                entry["state"] = "phone unreachable"
         if name == "gammu":
             entry.update(_gammu(hl))
             if entry["modem"] != "ok":
@@ -65,3 +69,22 @@ def _gammu(hl: Hotline) -> dict[str, Any]:
     return {"modem": b.state, "outbox": b.waiting,
             "oldest_outbox_age": round(b.oldest_age, 1) if b.oldest_age is not None else None,
             "error_folder": b.errors}
+
+
+def _android(hl: Hotline) -> dict[str, Any]:
+    """The phone's own health (GET /health, which sends nothing) and how reading its inbox goes."""
+    from gateway.channels import TransportError
+    from gateway.channels.android.transport import INBOX_SINCE, AndroidChannel
+
+    try:
+        phone: dict[str, Any] = AndroidChannel(hl, connect_timeout=1, read_timeout=2).health()
+    except TransportError as exc:
+        phone = {"status": "unreachable", "error": str(exc)}
+    every = hl.settings.android_gateway_poll
+    inbox = channel_state.get_field(hl, "android", "inbox")
+    readable = {"ok": "yes", "missing": f"no: the app is older than {INBOX_SINCE}",
+                "error": "no: the last read failed"}.get(inbox or "", "not read yet")
+    return {"phone": phone,
+            "inbox_readable": readable if every else "not read (ANDROID_GATEWAY_POLL=0)",
+            "poll_every": every or None,
+            "last_poll": channel_state.get_field(hl, "android", "poll_result")}

@@ -3,8 +3,10 @@
 `hotline worker` (and so `hotline run`) starts a `Watcher` thread when a local SIM channel is
 configured; `hotline gammu watch` runs the same loop alone, `hotline gammu poll` once. For
 gammu this is how texts come in at all (gammu-smsd's RunOnReceive may also call
-`hotline gammu poll` for no delay); for Android it is the fallback for webhooks that cannot
-reach the gateway, harmless beside working ones (both share one de-dup).
+`hotline gammu poll` for no delay); for Android it is how texts come in when webhooks cannot
+reach the gateway (no internet in the office), harmless beside working ones (both share one
+de-dup). The phone is read every ANDROID_GATEWAY_POLL seconds by one worker at a time: a
+Redis lock that lapses just before the next turn decides whose turn it is.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import threading
 import time
 from collections.abc import Callable
 
+from redis.exceptions import RedisError
+
 from gateway.channels import TransportError
 from gateway.channels.missed_call import replay_pending
 from gateway.context import Hotline
+from gateway.store import KEYS
 
 log = logging.getLogger(__name__)
 
 EVERY = 5.0            # seconds between looks at the modem's folders (cheap: a directory listing)
-ANDROID_EVERY = 60.0   # seconds between GET /inbox on the phone
 
 
 def local_channels(hl: Hotline) -> set[str]:
@@ -46,13 +50,16 @@ def poll_android(hl: Hotline) -> int:
 class Watcher(threading.Thread):
     """Polls until stopped; an error is logged (once while it lasts) and the loop goes on."""
 
-    def __init__(self, hl: Hotline, every: float = EVERY, android_every: float = ANDROID_EVERY,
+    def __init__(self, hl: Hotline, every: float = EVERY, android_every: float | None = None,
                  channels: set[str] | None = None) -> None:
         super().__init__(name="sim-watcher", daemon=True)
         self.hl = hl
         self.channels = local_channels(hl) if channels is None else channels
         self.every = every
-        self.android_every = android_every
+        # ANDROID_GATEWAY_POLL; 0 = webhooks only, the phone's inbox is never read
+        self.android_every = hl.settings.android_gateway_poll if android_every is None else android_every
+        if not self.android_every:
+            self.channels = self.channels - {"android"}
         self.stopped = threading.Event()
         self._last_error: dict[str, str] = {}
 
@@ -61,15 +68,28 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         channels = self.channels
-        next_android = 0.0
+        # Look for our turn at the phone four times per period, so the polls of all workers
+        # together come about every ANDROID_GATEWAY_POLL seconds.
+        tick = min(self.every, self.android_every / 4) if "android" in channels else self.every
+        next_gammu = 0.0
         while not self.stopped.is_set():
-            if "gammu" in channels:
+            if "gammu" in channels and time.monotonic() >= next_gammu:
+                next_gammu = time.monotonic() + self.every
                 self._guard("gammu", lambda: poll_gammu(self.hl))
                 self._guard("missed calls", lambda: replay_pending(self.hl))
-            if "android" in channels and time.monotonic() >= next_android:
-                next_android = time.monotonic() + self.android_every
+            if "android" in channels and self._android_turn(tick):
                 self._guard("android", lambda: poll_android(self.hl))
-            self.stopped.wait(self.every)
+            self.stopped.wait(tick)
+
+    def _android_turn(self, tick: float) -> bool:
+        """Whether this worker reads the phone now: the lock lapses a tick before the next turn."""
+        try:
+            hold = max(0.05, self.android_every - tick)
+            return bool(self.hl.r.set(KEYS.lock("android-poll"), self.name, nx=True,
+                                      px=int(hold * 1000)))
+        except (RedisError, OSError) as exc:
+            self._report("android", f"{type(exc).__name__}: {exc}")
+            return False
 
     def _guard(self, name: str, look: Callable[[], object]) -> None:
         try:

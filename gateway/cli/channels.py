@@ -78,6 +78,17 @@ def android_poll() -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@click.command("channels")
+def channels() -> None:
+    """Each SMS channel's state as /healthz shows it (for the phone: its own health, the
+    app version, whether its inbox can be read, the last poll)."""
+    import json
+
+    from gateway.channels.health import report
+
+    click.echo(json.dumps(report(hotline()), ensure_ascii=False, indent=2))
+
+
 @click.group("gammu")
 def gammu() -> None:
     """The GSM modem driven by gammu-smsd's files backend (GAMMU_SPOOL)."""
@@ -116,4 +127,4 @@ def gammu_watch(every: float) -> None:
         watcher.stop()
 
 
-commands = [missed_call, android, gammu]
+commands = [missed_call, android, gammu, channels]

@@ -29,9 +29,17 @@ log = logging.getLogger(__name__)
 MAX_SKEW = 3 * 86400
 STATUS = {"sms:sent": "sent", "sms:delivered": "delivered", "sms:failed": "failed"}
 OUR_ID = re.compile(r"^hl-(m\d+)-(\d+)$")
-OVERLAP = 300          # seconds each poll looks back past the last one (the de-dup absorbs it)
-FIRST_LOOK = 86400     # how far the very first poll looks back
-PAGE = 100
+HEX = re.compile(r"^[0-9a-fA-F]{1,8}$")
+INBOX_ID = re.compile(r"^text:(-?\d{1,11})$")
+# The inbox filters on the network's timestamp, which can be hours or days before the text
+# reached a phone that was off or out of coverage: so every poll reads this whole window of
+# network time (newest first) rather than "since the last poll", and the de-dup (which
+# remembers a text for SEEN_TTL, longer than this) lets each text through once.
+LOOK_BACK = 3 * 86400
+FIRST_LOOK = 86400     # a new installation answers texts of the last day, not of three
+AHEAD = 86400          # the network's clock may run ahead of ours: read that far past now
+PAGE = 500             # the app's largest page
+MAX_PAGES = 20         # 10 000 texts in three days is far past a village line: a bound, logged
 
 
 def signature(key: str, body: bytes, timestamp: str) -> str:
@@ -71,26 +79,50 @@ def _when(raw: object) -> str:
         return text[:40]
 
 
-def _received(hl: Hotline, event_id: str, p: Mapping[str, Any]) -> str:
+def canonical(ident: str) -> str:
+    """One spelling of the app's id for a received text, whichever way it came.
+
+    The webhook's `messageId` is the text's 32-bit hash as unsigned hex
+    (`hashCode().toUInt().toString(16)`), the inbox's `id` is `"text:" + hashCode()`, signed
+    decimal: both become the unsigned hex the webhook uses (so keys written before stay valid).
+    """
+    ident = ident.strip()
+    match = INBOX_ID.match(ident)
+    if match:
+        return format(int(match.group(1)) & 0xFFFFFFFF, "x")
+    if HEX.match(ident):
+        return format(int(ident, 16), "x")
+    return ident[:64]
+
+
+def content_key(hl: Hotline, p: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """(sender, text, de-dup key) of a received text, or None if it is not one."""
     raw_sender = str(p.get("sender") or p.get("phoneNumber") or "").strip()[:40]
     text = p.get("message")
     if not raw_sender or not isinstance(text, str):
-        return "ignored"
+        return None
     sender = try_normalise(raw_sender, hl.settings.default_region) or raw_sender
-    # The app's messageId hashes the content: with sender and time it names one delivery.
-    content = str(p.get("messageId") or hashlib.sha1(text.encode()).hexdigest()[:16])[:64]
-    content_key = f"{content}|{sender}|{_when(p.get('receivedAt'))}"
+    # The app's messageId hashes the content: with sender and network time it names one text.
+    content = canonical(str(p.get("messageId") or "")) or hashlib.sha1(text.encode()).hexdigest()[:16]
+    return sender, text, f"{content}|{sender}|{_when(p.get('receivedAt'))}"
+
+
+def _received(hl: Hotline, event_id: str, p: Mapping[str, Any]) -> str:
+    found = content_key(hl, p)
+    if found is None:
+        return "ignored"
+    sender, text, content_key_ = found
     claimed: list[tuple[str, str]] = []
     if event_id:
         if not first_seen(hl.r, "android-event", event_id):
             return "duplicate"
         claimed.append(("android-event", event_id))
-    if not first_seen(hl.r, "android-sms", content_key):
+    if not first_seen(hl.r, "android-sms", content_key_):
         return "duplicate"
-    claimed.append(("android-sms", content_key))
+    claimed.append(("android-sms", content_key_))
     try:
         reply = conversation.handle_text(hl, sender, text, channel=NAME,
-                                         provider_id=event_id or content_key)
+                                         provider_id=event_id or content_key_)
         conversation.queue_reply(hl, sender, reply)
     except Exception:
         for kind, ident in claimed:  # let the phone's retry (or the next poll) handle it
@@ -112,15 +144,39 @@ def _status(hl: Hotline, event_id: str, kind: str, p: Mapping[str, Any]) -> str:
     if event_id and not first_seen(hl.r, "android-event", event_id):
         return "duplicate"
     error = f"android: {str(p.get('reason') or 'failed')[:150]}" if kind == "sms:failed" else ""
+    status = STATUS[kind]
     # sent and delivered may arrive together: one at a time, or the later write of the
     # lesser news ("sent") could land last.
     with hl.r.lock(KEYS.lock(f"status:{record.id}"), timeout=10, blocking_timeout=10):
+        if not _all_parts(hl, record, kind, p):
+            status = "sent"  # one part of a long text arrived: it is out, not yet all there
         before = (messages.get(hl, record.id) or record).status
-        updated = messages.record_delivery(hl, record.provider_id, STATUS[kind], error=error)
+        updated = messages.record_delivery(hl, record.provider_id, status, error=error)
     if updated is None or updated.status == before:
         return "duplicate"  # a late or repeated report: a status never moves back
     log.info("android: %s %s", record.id, updated.status)
     return "handled"
+
+
+def _all_parts(hl: Hotline, record: messages.Message, kind: str, p: Mapping[str, Any]) -> bool:
+    """For sms:delivered, whether every part of the text is now reported delivered.
+
+    The app sends sms:delivered once per part of a long text; sms:sent carries `partsCount`.
+    Until that is known (the two may cross), our own count of the text's parts stands in.
+    """
+    key = KEYS.parts(record.id)
+    if kind == "sms:sent":
+        parts = p.get("partsCount")
+        if isinstance(parts, int) and parts > 0:
+            hl.r.hset(key, "parts", str(parts))
+            hl.r.expire(key, 7 * 86400)
+        return True
+    if kind != "sms:delivered":
+        return True
+    delivered = int(hl.r.hincrby(key, "delivered", 1))
+    hl.r.expire(key, 7 * 86400)
+    parts = int(hl.r.hget(key, "parts") or 0) or texts.segments(record.body)
+    return delivered >= parts
 
 
 def _record(hl: Hotline, ident: str) -> messages.Message | None:
@@ -132,33 +188,57 @@ def _record(hl: Hotline, ident: str) -> messages.Message | None:
     return messages.by_provider_id(hl, ident) if ident else None
 
 
-def poll(hl: Hotline, channel: AndroidChannel | None = None) -> int:
-    """Read the phone's inbox since the last look (`GET /inbox`); returns how many texts were new.
+def _item_event(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An inbox entry in the shape of the sms:received webhook it stands for."""
+    return {"event": "sms:received", "payload": {
+        "messageId": item.get("id"), "message": item.get("contentPreview"),
+        "sender": item.get("sender"), "receivedAt": item.get("createdAt")}}
 
-    For when the phone's webhooks cannot reach the gateway. Safe beside working webhooks:
-    an inbox entry and a webhook for the same text share one de-dup key.
+
+def _unseen(hl: Hotline, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries whose text was not handled yet: one pipelined look, no writes."""
+    events = [_item_event(item) for item in items]
+    keys = [content_key(hl, e["payload"]) for e in events]
+    pipe = hl.r.pipeline(transaction=False)
+    for key in keys:
+        pipe.exists(KEYS.seen("android-sms", key[2] if key else "-"))
+    return [e for e, k, seen in zip(events, keys, pipe.execute(), strict=True) if k and not seen]
+
+
+def poll(hl: Hotline, channel: AndroidChannel | None = None) -> int:
+    """Read the phone's inbox (`GET /inbox`); returns how many texts were new.
+
+    For when the phone's webhooks cannot reach the gateway, and safe beside working ones: an
+    inbox entry and a webhook for the same text share one de-dup key. Each poll reads the
+    last LOOK_BACK of network time, newest first, page by page: a text that reached the
+    phone hours after the network stamped it is still in the window. Paging by offset while
+    texts arrive can only show an entry twice (new ones push the rest down), never skip one.
     """
     channel = channel or AndroidChannel(hl)
-    until = clock.now()
-    cursor = channel_state.get_field(hl, NAME, "poll_cursor")
-    since = (clock.from_timestamp(cursor) - timedelta(seconds=OVERLAP) if cursor
-             else until - timedelta(seconds=FIRST_LOOK))
-    handled = 0
-    offset = 0
+    now = clock.now()
+    floor = channel_state.get_field(hl, NAME, "poll_floor")
+    if floor is None:
+        floor = str((now - timedelta(seconds=FIRST_LOOK)).timestamp())
+        channel_state.set_field(hl, NAME, "poll_floor", floor)
+    since = max(now - timedelta(seconds=LOOK_BACK), clock.from_timestamp(floor))
+    until = now + timedelta(seconds=AHEAD)
+    handled = read = 0
     try:
-        while True:
-            items = channel.inbox(since, until, limit=PAGE, offset=offset)
-            for item in items:
-                event = {"event": "sms:received", "payload": {
-                    "messageId": item.get("id"), "message": item.get("contentPreview"),
-                    "sender": item.get("sender"), "receivedAt": item.get("createdAt")}}
+        for page in range(MAX_PAGES):
+            items = channel.inbox(since, until, limit=PAGE, offset=page * PAGE)
+            read += len(items)
+            for event in _unseen(hl, items):
                 handled += handle_event(hl, event) == "handled"
             if len(items) < PAGE:
                 break
-            offset += PAGE
+        else:
+            log.warning("android: more than %d texts in the inbox window; read the newest only",
+                        PAGE * MAX_PAGES)
     except TransportError as exc:
         channel_state.record_poll(hl, NAME, f"{exc.code} {exc}")
+        channel_state.set_field(hl, NAME, "inbox", "missing" if exc.code == "old-app" else "error")
         raise
-    channel_state.set_field(hl, NAME, "poll_cursor", str(until.timestamp()))
     channel_state.record_poll(hl, NAME)
+    channel_state.set_field(hl, NAME, "inbox", "ok")
+    channel_state.set_field(hl, NAME, "poll_result", f"{handled} new of {read} read")
     return handled

@@ -1,19 +1,21 @@
 """SMS out through the phone's Local Server API (POST /messages), and the other calls we make to it.
 
-Followed: SMS Gateway for Android (capcom6/android-sms-gateway) Local Server API as documented at
-docs.sms-gate.app (features/sending-messages, webhooks, reading-messages; app 1.x, 2025): basic
-auth, `POST /messages` with `textMessage.text`, `phoneNumbers` and our own `id` (answered 202),
-`POST /webhooks` one event per registration, `GET /inbox` in Local Server mode only.
+Followed: SMS Gateway for Android (capcom6/android-sms-gateway at 0cdc5d8, app v1.68), its
+swagger.json and its source: basic auth, `POST /messages` with `textMessage.text`,
+`phoneNumbers`, our own `id` (202, or 409 for an id it has from v1.58) and a `ttl`;
+`POST /webhooks` one event per registration; `GET /inbox` (from v1.59) whose `from`/`to` are
+parsed with `yyyy-MM-dd'T'HH:mm:ss[.SSS]XXX` (helpers/DateTimeParser.kt); `GET /health`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 
+from gateway import clock
 from gateway.channels import Receipt, TransportError
 from gateway.channels import state as channel_state
 from gateway.context import Hotline
@@ -26,9 +28,19 @@ NAME = "android"
 EVENTS = ("sms:received", "sms:sent", "sms:delivered", "sms:failed")
 # Refused for what the message itself is: sending it again can never help.
 PERMANENT = (400, 413, 422)
-# The app's message states as ours (Pending and Processed: the phone has it, not yet out).
+# The app's message states (domain/ProcessingState.kt) as ours. Pending and Processed: the
+# phone has it, not yet out. Cancelling/Cancelled: it expired (our ttl) or was cancelled on the
+# phone; it will never go out, which for us is a failure the usual policy handles.
 STATES = {"Pending": "sending", "Processed": "sending", "Sent": "sent", "Delivered": "delivered",
-          "Failed": "failed"}
+          "Failed": "failed", "Cancelling": "failed", "Cancelled": "failed"}
+# How long a send may wait on the phone (its `ttl`), per what the message says: past this the
+# phone drops it (Cancelled) rather than send news that is no longer true. Offers are cut to
+# HOTLINE_ESCALATE_AFTER (see ttl()); the rest are good for a day at most.
+TTL = {"reply": 3600, "help": 3600, "call_code": 3600, "gather": 1800, "reminder": 3600,
+       "record": 3600, "optout": 86400, "notice": 86400}
+DEFAULT_TTL = 86400
+MIN_TTL = 60  # the app's own floor is 5 s; below a minute a phone with weak signal never sends
+INBOX_SINCE = "1.59"  # GET /inbox exists from this app version on
 
 
 def android_id(message: Message) -> str:
@@ -38,6 +50,27 @@ def android_id(message: Message) -> str:
     409; the time part keeps ids unique if the store is ever started afresh (m1, m2 ...).
     """
     return f"hl-{message.id}-{int(message.created_at * 1000)}"
+
+
+def ttl(message: Message, escalate_after: int, now: float) -> int:
+    """Seconds the phone may hold this message before giving up on it (the `ttl` we send).
+
+    An offer ("who takes #1234?") or escalation is stale once the ticket escalates, so it
+    expires no later than HOTLINE_ESCALATE_AFTER after it was written (what is left of it,
+    a minute at least); everything else within a day (TTL).
+    """
+    from gateway.messages import OFFERS
+
+    if message.kind in OFFERS:
+        return max(MIN_TTL, int(message.created_at + escalate_after - now))
+    return max(MIN_TTL, TTL.get(message.kind, DEFAULT_TTL))
+
+
+def stamp(when: datetime) -> str:
+    """A date as the app parses it: `yyyy-MM-dd'T'HH:mm:ss.SSS` and an offset, never microseconds."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.isoformat(timespec="milliseconds")
 
 
 def webhook_id(event: str) -> str:
@@ -72,8 +105,9 @@ class AndroidChannel:
 
     def send(self, message: Message) -> Receipt:
         ident = android_id(message)
+        expiry = ttl(message, self.hl.settings.escalate_after, clock.timestamp())
         body = {"id": ident, "textMessage": {"text": message.body}, "phoneNumbers": [message.to],
-                "withDeliveryReport": True}
+                "withDeliveryReport": True, "ttl": expiry}
         try:
             response = self._request("POST", "/messages", json=body)
             receipt = self._answer(response, ident)
@@ -127,10 +161,18 @@ class AndroidChannel:
 
     def inbox(self, since: datetime, until: datetime, *, limit: int = 100,
               offset: int = 0) -> list[dict[str, Any]]:
-        """Received SMS between `since` and `until` (`GET /inbox`, Local Server mode only)."""
+        """Received SMS whose network time is between `since` and `until`, newest first (`GET /inbox`).
+
+        An app older than 1.59 has no inbox route and answers 404: a permanent error with
+        code "old-app", said in words an operator can act on.
+        """
         params: dict[str, str | int] = {"type": "SMS", "limit": limit, "offset": offset,
-                                        "from": since.isoformat(), "to": until.isoformat()}
+                                        "from": stamp(since), "to": stamp(until)}
         response = self._request("GET", "/inbox", params=params)
+        if response.status_code == 404:
+            raise TransportError(f"the phone has no inbox to read (GET /inbox answered 404): "
+                                 f"its app is older than {INBOX_SINCE}; update SMS Gateway for "
+                                 f"Android or rely on webhooks", permanent=True, code="old-app")
         if response.status_code != 200:
             raise TransportError(f"GET /inbox answered {response.status_code}: "
                                  f"{_message(response)}", permanent=False,
@@ -153,6 +195,27 @@ class AndroidChannel:
                                      code=str(response.status_code))
             done.append(ident)
         return done
+
+    def health(self) -> dict[str, Any]:
+        """The phone's own health (`GET /health`, sends nothing): status, version, checks.
+
+        The app answers 500 when a check fails, with the same body; both are news, not errors.
+        """
+        response = self._request("GET", "/health")
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise TransportError(f"GET /health answered {response.status_code}: "
+                                 f"{response.text[:80]}", permanent=False,
+                                 code=str(response.status_code))
+        checks = data.get("checks") if isinstance(data.get("checks"), dict) else {}
+        failing = sorted(str(k) for k, v in (checks or {}).items()
+                         if isinstance(v, dict) and str(v.get("status")) in ("warn", "fail"))
+        return {"status": str(data.get("status") or "unknown"),
+                "version": str(data["version"]) if data.get("version") else None,
+                "checks_not_passing": failing}
 
     def webhooks(self) -> list[dict[str, Any]]:
         response = self._request("GET", "/webhooks")
