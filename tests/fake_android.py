@@ -6,6 +6,17 @@ messages sent become signed webhook posts (`X-Signature` = hex HMAC-SHA256 of bo
 retried with a growing wait until the gateway answers 2xx, like the app does.
 Also here: `LiveApp`, the Flask app served on a real port so the fake phone can reach it,
 and `run_due`, which runs the jobs whose retry time has come.
+
+Follows the app's source (capcom6/android-sms-gateway at 0cdc5d8, v1.68; read, not copied):
+helpers/DateTimeParser.kt (`from`/`to` must match `yyyy-MM-dd'T'HH:mm:ss[.SSS]XXX`, else 400
+"Invalid from datetime"), modules/localserver/routes/InboxRoutes.kt and
+modules/incoming/db/IncomingMessagesDao.kt (filter on the network time `createdAt`, newest
+first; no route before v1.59: 404), modules/incoming/IncomingMessagesService.kt (inbox id
+`text:<signed hashCode>`), modules/receiver/ReceiverService.kt (webhook `messageId` the same hash
+as unsigned hex, `receivedAt` the network time), modules/webhooks/WebHooksService.kt (webhook
+URLs only https:// or http://127.0.0.1), MessagesRoutes.kt (409 for a known id from v1.58,
+202 before), WebService.kt `/health`, extensions/GsonBuilder.kt (dates with milliseconds and
+the phone's offset), messages/MessagesService.kt (sms:delivered once per part).
 """
 
 from __future__ import annotations
@@ -14,12 +25,14 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
@@ -31,6 +44,24 @@ from gateway.context import Hotline
 from gateway.texts import segments
 
 CHINA = timezone(timedelta(hours=8))
+# helpers/DateTimeParser.kt on Android 8+: yyyy-MM-dd'T'HH:mm:ss[.SSS]XXX, nothing else
+APP_DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?(Z|[+-]\d\d:\d\d)$")
+SWAGGER = Path(__file__).resolve().parents[2] / "shared" / "android-sms-gateway" / "swagger.json"
+
+
+def version_at_least(version: str, wanted: str) -> bool:
+    return tuple(int(x) for x in version.split(".")[:2]) >= tuple(int(x) for x in wanted.split("."))
+
+
+def app_date(when: datetime) -> str:
+    """A date as the app writes it (GsonBuilder.kt): milliseconds and the phone's offset."""
+    return when.astimezone(CHINA).isoformat(timespec="milliseconds")
+
+
+def java_hash(*parts: str) -> int:
+    """A signed 32-bit hash standing in for the app's data-class hashCode()."""
+    value = int(hashlib.md5("|".join(parts).encode()).hexdigest()[:8], 16)
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def sign(key: str, body: bytes, timestamp: str) -> str:
@@ -41,7 +72,7 @@ class FakePhone:
     """The app's Local Server plus the phone behind it. `port` stays the same across stop/start."""
 
     def __init__(self, user: str = "sms", password: str = "pa55word", signing_key: str = "k3y",
-                 retry_first: float = 0.05, retries: int = 10) -> None:
+                 retry_first: float = 0.05, retries: int = 10, version: str = "1.68.0") -> None:
         self.user, self.password, self.signing_key = user, password, signing_key
         self.retry_first, self.retries = retry_first, retries
         self.accepted: dict[str, dict[str, Any]] = {}  # id -> the POST /messages body
@@ -51,6 +82,8 @@ class FakePhone:
         self.attempts: list[tuple[str, int]] = []  # (event id, HTTP status or 0 unreachable)
         self.answers: list[int] = []  # statuses to answer the next POST /messages with
         self.auto_send = True  # report sms:sent and sms:delivered for each accepted message
+        self.version = version
+        self.problems: list[str] = []  # requests the app's description or source would refuse
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
         self._busy = 0
@@ -106,9 +139,24 @@ class FakePhone:
             if ident not in self.accepted:
                 return _reply(req, 404, {"message": "message not found"})
             return _reply(req, 200, {"id": ident, "state": self.states.get(ident, "Pending")})
+        if (method, parts.path) == ("GET", "/health"):
+            return _reply(req, 200, {"status": "pass", "version": self.version, "releaseId": 168,
+                                     "checks": {}})
         if (method, parts.path) == ("GET", "/inbox"):
-            return _reply(req, 200, self._inbox(parse_qs(parts.query)))
+            if not version_at_least(self.version, "1.59"):
+                return _reply(req, 404, {"message": "Not found"})
+            query = parse_qs(parts.query)
+            for name in ("from", "to"):
+                if name in query and not APP_DATE.match(query[name][0]):
+                    self.problems.append(f"{name}={query[name][0]} is not a date the app parses")
+                    return _reply(req, 400, {"message": f"Invalid {name} datetime"})
+            return _reply(req, 200, self._inbox(query))
         if (method, parts.path) == ("POST", "/webhooks"):
+            url = str(body.get("url") or "")
+            if not (url.startswith("https://") or (urlsplit(url).hostname == "127.0.0.1"
+                    and url.startswith("http://"))):
+                return _reply(req, 400, {"message": "url must start with https:// or "
+                                                    "http://127.0.0.1"})
             hook = {"id": body.get("id") or uuid4().hex, "url": body["url"], "event": body["event"]}
             self.webhooks[hook["id"]] = hook
             return _reply(req, 201, hook)
@@ -124,9 +172,16 @@ class FakePhone:
         numbers = body.get("phoneNumbers") or []
         if not text or not numbers or not all(n.startswith("+") for n in numbers):
             return _reply(req, 400, {"message": "phoneNumbers and textMessage.text are required"})
+        unknown = set(body) - set(_message_fields())
+        if unknown:
+            self.problems.append(f"POST /messages fields the app does not know: {sorted(unknown)}")
+        if "ttl" in body and "validUntil" in body:
+            self.problems.append("ttl and validUntil together")
         ident = body.get("id") or uuid4().hex
         with self._lock:
             if ident in self.accepted:
+                if not version_at_least(self.version, "1.58"):
+                    return _reply(req, 202, {"id": ident, "state": self.states.get(ident, "Pending")})
                 return _reply(req, 409, {"message": f"message with id {ident} already exists"})
             self.accepted[ident] = body
         _reply(req, 202, {"id": ident, "state": "Pending",
@@ -142,24 +197,30 @@ class FakePhone:
 
     def _inbox(self, query: dict[str, list[str]]) -> list[dict[str, Any]]:
         since = datetime.fromisoformat(query.get("from", ["1970-01-01T00:00:00+00:00"])[0])
-        until = datetime.fromisoformat(query.get("to", ["2999-01-01T00:00:00+00:00"])[0])
+        until = datetime.fromisoformat(query["to"][0]) if "to" in query else datetime.now(UTC)
         limit, offset = int(query.get("limit", ["50"])[0]), int(query.get("offset", ["0"])[0])
         found = [m for m in self.inbox
                  if since <= datetime.fromisoformat(m["createdAt"]) <= until]
+        found.sort(key=lambda m: (datetime.fromisoformat(m["createdAt"]), m["id"]), reverse=True)
         return found[offset:offset + limit]
 
     # --- the phone's side -------------------------------------------------------------------
 
     def receive(self, sender: str, text: str, *, at: datetime | None = None,
                 sender_field: str = "phoneNumber", webhook: bool = True) -> dict[str, Any]:
-        """A text arrives on the SIM: kept in the inbox and posted to the sms:received webhooks."""
-        at = at or datetime.now(CHINA)
-        content_id = hashlib.md5(text.encode()).hexdigest()[:21]  # the app hashes the content
-        self.inbox.append({"id": content_id, "type": "SMS", "sender": sender, "recipient": None,
-                           "simNumber": 1, "contentPreview": text,
-                           "createdAt": at.astimezone(UTC).isoformat().replace("+00:00", "Z")})
-        payload = {"messageId": content_id, "message": text, sender_field: sender,
-                   "simNumber": 1, "receivedAt": at.isoformat(timespec="milliseconds")}
+        """A text arrives on the SIM now, stamped by the network `at` (maybe long before).
+
+        Kept in the inbox as `text:<signed hash>` and posted to the sms:received webhooks with
+        the same hash as unsigned hex; both carry the network's time, not the arrival.
+        """
+        at = (at or datetime.now(CHINA)).replace(microsecond=(at or datetime.now()).microsecond
+                                                 // 1000 * 1000)
+        digest = java_hash(sender, text, str(at.timestamp()))
+        self.inbox.append({"id": f"text:{digest}", "type": "SMS", "sender": sender,
+                           "recipient": None, "simNumber": 1, "contentPreview": text,
+                           "createdAt": app_date(at)})
+        payload = {"messageId": format(digest & 0xFFFFFFFF, "x"), "message": text,
+                   sender_field: sender, "simNumber": 1, "receivedAt": app_date(at)}
         return self.emit("sms:received", payload) if webhook else {"payload": payload}
 
     def emit(self, name: str, payload: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
@@ -207,6 +268,12 @@ class FakePhone:
         while self._busy and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not self._busy, "webhook deliveries still running"
+
+
+def _message_fields() -> list[str]:
+    """The fields of POST /messages in the app's swagger.json (beside this repository)."""
+    data = json.loads(SWAGGER.read_text(encoding="utf-8"))
+    return list(data["components"]["schemas"]["smsgateway.Message"]["properties"])
 
 
 class _Server(ThreadingHTTPServer):
