@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -325,3 +325,97 @@ def test_a_received_text_with_half_a_character_in_its_json_is_handled_not_retrie
     assert answer.get_json() == {"outcome": "handled"}
     found = tickets.list_tickets(ahl)
     assert [(t.caller, t.text) for t in found] == [(RESIDENT, "要降压药")]
+
+
+def test_the_inbox_poll_sends_dates_the_app_parses(ahl: Hotline, phone: FakePhone) -> None:
+    phone.receive(RESIDENT, "水管冻住了", webhook=False)
+    assert poll(ahl) == 1  # today's isoformat() sent microseconds: 400 "Invalid from datetime"
+    assert phone.problems == []
+
+
+def test_a_text_seen_by_webhook_and_by_inbox_gives_one_ticket_and_one_reply(
+        ahl: Hotline, phone: FakePhone, live: LiveApp) -> None:
+    phone.receive(STRANGER, "我需要送菜")
+    phone.wait_idle()
+    assert poll(ahl) == 0  # the inbox's text:<signed> is the webhook's hex messageId
+    assert len(tickets.list_tickets(ahl)) == 1
+    assert len([m for m in messages.list_messages(ahl) if m.direction == "out"
+                and m.to == STRANGER]) == 1
+
+
+@pytest.mark.parametrize("late", [timedelta(minutes=20), timedelta(hours=6)])
+def test_a_text_stamped_by_the_network_long_before_it_reached_the_phone_is_found(
+        ahl: Hotline, phone: FakePhone, late: timedelta) -> None:
+    assert poll(ahl) == 0  # the hotline has been polling all along
+    phone.receive(RESIDENT, "手机刚开机，我要买药", at=datetime.now(CHINA) - late, webhook=False)
+    assert poll(ahl) == 1
+    assert poll(ahl) == 0
+
+
+def test_every_send_carries_an_expiry_that_fits_what_it_says(ahl: Hotline, phone: FakePhone) -> None:
+    phone.auto_send = False
+    offer = messages.queue_sms(ahl, VOLUNTEER, "求助#1001：谁能接？", kind="offer")
+    notice = messages.queue_sms(ahl, LEADER, "通知：明天停水", kind="notice")
+    drain(ahl)
+    assert 0 < phone.accepted[android_id(offer)]["ttl"] <= ahl.settings.escalate_after
+    assert 0 < phone.accepted[android_id(notice)]["ttl"] <= 86400
+    assert phone.problems == []
+
+
+def test_a_message_the_phone_cancelled_counts_as_failed(ahl: Hotline, phone: FakePhone) -> None:
+    phone.auto_send = False
+    m = messages.queue_sms(ahl, VOLUNTEER, "hello", kind="reply")
+    drain(ahl)
+    for state in ("Cancelling", "Cancelled"):
+        phone.states[android_id(m)] = state
+        found = AndroidChannel(ahl).lookup(m)
+        assert found is not None and found.status == "failed"
+
+
+def test_a_long_text_is_delivered_only_when_every_part_is(
+        ahl: Hotline, phone: FakePhone, aclient: FlaskClient) -> None:
+    phone.auto_send = False
+    m = messages.queue_sms(ahl, RESIDENT, "老伴发烧三天了，家里的退烧药和降压药都吃完了，" * 4, kind="reply")
+    drain(ahl)
+    ident = android_id(m)
+    post_event(aclient, {"event": "sms:sent", "id": "p0", "payload": {"messageId": ident,
+                                                                    "partsCount": 2}})
+    post_event(aclient, {"event": "sms:delivered", "id": "p1", "payload": {"messageId": ident}})
+    assert (r := messages.get(ahl, m.id)) is not None and r.status == "sent"
+    post_event(aclient, {"event": "sms:delivered", "id": "p2", "payload": {"messageId": ident}})
+    assert (r := messages.get(ahl, m.id)) is not None and r.status == "delivered"
+
+
+def test_healthz_shows_the_phones_own_health_its_inbox_and_the_last_poll(
+        ahl: Hotline, phone: FakePhone, aclient: FlaskClient) -> None:
+    poll(ahl)
+    android = aclient.get("/healthz").get_json()["channels"]["android"]
+    assert android["phone"]["version"] == "1.68.0" and android["phone"]["status"] == "pass"
+    assert android["inbox_readable"] == "yes" and android["last_poll"] == "0 new of 0 read"
+
+
+def test_an_app_older_than_1_59_is_named_as_the_reason_the_inbox_cannot_be_read(
+        ahl: Hotline, phone: FakePhone, aclient: FlaskClient) -> None:
+    phone.version = "1.55.0"
+    with pytest.raises(TransportError) as caught:
+        poll(ahl)
+    assert caught.value.code == "old-app" and "1.59" in str(caught.value)
+    android = aclient.get("/healthz").get_json()["channels"]["android"]
+    assert "older than 1.59" in android["inbox_readable"]
+
+
+def test_one_worker_at_a_time_reads_the_phone_each_period(ahl: Hotline) -> None:
+    from gateway.channels.watch import Watcher
+
+    first, second = Watcher(ahl, channels={"android"}), Watcher(ahl, channels={"android"})
+    assert first.android_every == 10
+    assert first._android_turn(2.5) and not second._android_turn(2.5)
+    off = Watcher(Hotline(ahl.settings.with_overrides(android_gateway_poll=0), url=ahl.url))
+    assert "android" not in off.channels
+
+
+def test_the_phone_refuses_webhooks_to_plain_http_other_than_127_0_0_1(
+        ahl: Hotline, phone: FakePhone) -> None:
+    with pytest.raises(TransportError):
+        AndroidChannel(ahl).register_webhooks("http://192.168.1.5:8000/android/webhook")
+    assert AndroidChannel(ahl).register_webhooks("http://127.0.0.1:8000/android/webhook")
