@@ -31,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,10 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
 from flask import Flask
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest
 from werkzeug.serving import make_server
+from werkzeug.test import EnvironBuilder
 
 from gateway.context import Hotline
 from gateway.texts import segments
@@ -126,8 +130,11 @@ class FakePhone:
             return _reply(req, 401, {"message": "Unauthorized"})
         parts = urlsplit(req.path)
         body: Any = None
+        raw = b""
         if method == "POST":
             raw = req.rfile.read(int(req.headers.get("Content-Length") or 0))
+        self._check(method, parts.path, parts.query, raw, dict(req.headers))
+        if method == "POST":
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -163,6 +170,20 @@ class FakePhone:
         if (method, parts.path) == ("GET", "/webhooks"):
             return _reply(req, 200, list(self.webhooks.values()))
         return _reply(req, 404, {"message": "Not found"})
+
+    def _check(self, method: str, path: str, query: str, raw: bytes,
+               headers: dict[str, str]) -> None:
+        """Every request against the app's swagger.json with openapi-core, as fake_twilio does."""
+        request = EnvironBuilder(path="/3rdparty/v1" + path, method=method, query_string=query,
+                                 data=raw, headers=headers).get_request()
+        try:
+            _spec().validate_request(_AsPhone(request))
+        except Exception as exc:  # every validation error is a finding, whatever its class
+            cause = str(exc.__cause__ or exc)
+            # The description wraps enums (event, priority) in allOf + "type: object": a
+            # string there is what the app's code takes, so that one complaint is the spec's.
+            if "is not of type 'object'" not in cause:
+                self.problems.append(f"{method} {path}: {type(exc).__name__}: {cause[:200]}")
 
     def _post_message(self, req: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
         if self.answers:
@@ -268,6 +289,19 @@ class FakePhone:
         while self._busy and time.monotonic() < deadline:
             time.sleep(0.02)
         assert not self._busy, "webhook deliveries still running"
+
+
+class _AsPhone(WerkzeugOpenAPIRequest):
+    """The request as if sent to the server the description names."""
+
+    @property
+    def host_url(self) -> str:
+        return "https://api.sms-gate.app/"
+
+
+@lru_cache(maxsize=1)
+def _spec() -> OpenAPI:
+    return OpenAPI.from_dict(json.loads(SWAGGER.read_text(encoding="utf-8")))
 
 
 def _message_fields() -> list[str]:

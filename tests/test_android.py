@@ -305,6 +305,7 @@ def test_the_whole_loop_resident_to_volunteer_over_the_phone(
     assert closed is not None and closed.status == "done"
     out = [m for m in messages.list_messages(ahl) if m.direction == "out"]
     assert out and all(m.channel == "android" and m.status == "delivered" for m in out)
+    assert phone.problems == []  # every request as the app's swagger.json describes it
 
 
 def test_the_channel_is_registered_by_name(ahl: Hotline) -> None:
