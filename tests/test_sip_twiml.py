@@ -63,3 +63,22 @@ def test_call_sid_shape_and_signature_validates() -> None:
     sig = tr.signature("secret", BASE + "/menu?step=1", form)
     assert RequestValidator("secret").validate(BASE + "/menu?step=1", form, sig)
     assert not RequestValidator("other").validate(BASE + "/menu?step=1", form, sig)
+
+
+def test_sip_settings_and_peers() -> None:
+    import pytest
+
+    from gateway.settings import ConfigError
+    from gateway.sip import config
+
+    assert config.from_env({}) is None
+    s = config.from_env({"HOTLINE_SIP_LISTEN": "127.0.0.1:5070",
+                         "HOTLINE_SIP_PEERS": "127.0.0.2, 10.8.0.0/24"})
+    assert s is not None and (s.host, s.port, s.rtp_first, s.rtp_last) == ("127.0.0.1", 5070, 16384, 16483)
+    assert s.allows("127.0.0.2") and s.allows("10.8.0.77")
+    assert not s.allows("127.0.0.1") and not s.allows("bogus")
+    assert not config.from_env({"HOTLINE_SIP_LISTEN": "0.0.0.0:5060"}).allows("127.0.0.2")  # type: ignore[union-attr]
+    for env in ({"HOTLINE_SIP_LISTEN": "5060"}, {"HOTLINE_SIP_LISTEN": "h:1", "HOTLINE_SIP_PEERS": "x.y"},
+                {"HOTLINE_SIP_LISTEN": "h:1", "HOTLINE_SIP_RTP_PORTS": "9-8"}):
+        with pytest.raises(ConfigError):
+            config.from_env(env)
