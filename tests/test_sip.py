@@ -57,3 +57,36 @@ def test_non_peer_gets_403() -> None:
         engine.close()
     assert seen == ["127.0.0.1"]
     assert rc == 0, proc.stderr.read() if proc.stderr else ""
+
+
+@pytest.mark.slow
+def test_peer_call_is_answered_pcma_first() -> None:
+    from gateway.sip.engine import IncomingCall
+    from gateway.sip.pjsip_engine import PjsipEngine
+
+    sipp = require_tool("sipp", "sip-tester")
+    port = free_port()
+    engine = PjsipEngine("127.0.0.1", port)
+    seen: list[IncomingCall] = []
+
+    def decide(call: IncomingCall) -> bool:
+        seen.append(call)
+        return call.source == "127.0.0.2"
+
+    engine.on_call(decide)
+    proc = subprocess.Popen([sipp, "-sn", "uac", "-i", "127.0.0.2", "-p", str(free_port()),
+                             "-mp", str(free_port()), "-m", "1", "-s", "4001", "-d", "500",
+                             "-nostdin", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(1000):
+            engine.run_once(10)
+            if proc.poll() is not None:
+                break
+        rc = proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        engine.close()
+    assert [(c.source, c.called) for c in seen] == [("127.0.0.2", "4001")]
+    assert rc == 0, proc.stderr.read() if proc.stderr else ""

@@ -68,4 +68,9 @@ class PjsipEngine:
         self.ep.libHandleEvents(timeout_ms)
 
     def close(self) -> None:
+        # Call objects must go before the library: their destructors touch pjsua's call table.
+        self.ep.hangupAllCalls()
+        self.calls.clear()
+        self.account.shutdown()
+        del self.account
         self.ep.libDestroy()
