@@ -1,0 +1,46 @@
+"""The one small interface the SIP agent needs from a SIP stack, so the stack can be replaced.
+
+The engine runs its own event loop on one thread; every callback below is called on that thread,
+and the agent must never block it (webhook HTTP runs in a pool and posts results back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    call_id: str          # the engine's handle for the call
+    caller: str           # From / P-Asserted-Identity user part, not yet normalised
+    called: str           # Request-URI user part
+    source: str           # the peer's IP address, checked against HOTLINE_SIP_PEERS
+
+
+class Engine(Protocol):
+    def on_call(self, handler: Callable[[IncomingCall], bool]) -> None:
+        """`handler` decides each INVITE: True answers it, False refuses it with 403 (no 180)."""
+
+    def on_key(self, handler: Callable[[str, str], None]) -> None:
+        """`handler(call_id, digit)` once per key, from RFC 2833 or SIP INFO dtmf-relay."""
+
+    def on_hangup(self, handler: Callable[[str], None]) -> None:
+        """`handler(call_id)` when the caller hangs up or the call ends."""
+
+    def play(self, call_id: str, wav: Path, done: Callable[[], None]) -> None:
+        """Play an 8 kHz mono WAV to the caller; `done` when it ends (not when stopped)."""
+
+    def stop_playback(self, call_id: str) -> None: ...
+
+    def record(self, call_id: str, wav: Path) -> None:
+        """Record the caller's audio to `wav` until stop_recording or hang-up."""
+
+    def stop_recording(self, call_id: str) -> None: ...
+
+    def hangup(self, call_id: str) -> None: ...
+
+    def run_once(self, timeout_ms: int) -> None:
+        """Handle SIP/RTP events for up to `timeout_ms` (the loop thread calls this repeatedly)."""
