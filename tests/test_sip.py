@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,20 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
+
+
+def _drive(engine: Any, proc: subprocess.Popen[bytes]) -> int:
+    """Turn the engine's event loop until SIPp ends (10 s at most); SIPp's exit code."""
+    try:
+        for _ in range(1000):
+            engine.run_once(10)
+            if proc.poll() is not None:
+                break
+        return proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        engine.close()
 
 @pytest.mark.slow
 def test_non_peer_gets_403() -> None:
@@ -45,22 +60,13 @@ def test_non_peer_gets_403() -> None:
     proc = subprocess.Popen([sipp, "-sf", str(HERE / "refused.xml"), "-i", "127.0.0.1",
                              "-p", str(free_port()), "-m", "1", "-s", "10000", "-nostdin",
                              f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(1000):
-            engine.run_once(10)
-            if proc.poll() is not None:
-                break
-        rc = proc.wait(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        engine.close()
+    rc = _drive(engine, proc)
     assert seen == ["127.0.0.1"]
     assert rc == 0, proc.stderr.read() if proc.stderr else ""
 
 
 @pytest.mark.slow
-def test_peer_call_is_answered_pcma_first() -> None:
+def test_peer_call_is_answered() -> None:
     from gateway.sip.engine import IncomingCall
     from gateway.sip.pjsip_engine import PjsipEngine
 
@@ -78,15 +84,6 @@ def test_peer_call_is_answered_pcma_first() -> None:
                              "-mp", str(free_port()), "-m", "1", "-s", "4001", "-d", "500",
                              "-nostdin", f"127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(1000):
-            engine.run_once(10)
-            if proc.poll() is not None:
-                break
-        rc = proc.wait(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        engine.close()
+    rc = _drive(engine, proc)
     assert [(c.source, c.called) for c in seen] == [("127.0.0.2", "4001")]
     assert rc == 0, proc.stderr.read() if proc.stderr else ""
