@@ -166,17 +166,24 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         if outcome_unknown(message) and (receipt := _lookup(channel, message)) is not None:
             _accepted(hl, message, channel, receipt, gate)
             return "found"
-        if hl.settings.sms_rate > 0 and name not in UNPACED:
+        paced = hl.settings.sms_rate > 0 and name not in UNPACED
+        if paced:
             sender = str(getattr(channel, "sender", "") or name)
             slot = pacing.reserve(hl, sender) if slot is None else slot
-            while (wait := pacing.claim(hl, sender, slot)) > 0:
-                if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
-                    enqueue_send(hl, mid, slot=slot, at=pacing.server_now(hl) + wait)
-                    return "paced"
-                time.sleep(wait)
         # The attempt is on the record before the provider hears of it.
         messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
                         attempted_at=str(time.time()))
+        if paced:
+            # The turn is claimed last, with nothing between it and the request: a worker that
+            # stalls after claiming sends late, and the sender's next text, on time, would land
+            # closer than one interval to it at the provider.
+            while (wait := pacing.claim(hl, sender, slot)) > 0:
+                if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
+                    # Not attempted after all: the record says so before the job is queued.
+                    messages.update(hl, mid, status=message.status, attempts=message.attempts)
+                    enqueue_send(hl, mid, slot=slot, at=pacing.server_now(hl) + wait)
+                    return "paced"
+                time.sleep(wait)
         receipt = channel.send(message)
     except TransportError as exc:
         if exc.permanent:
