@@ -44,10 +44,11 @@ def _blueprints() -> list[Blueprint]:
         dashboard,
         health,
         simulator,
+        sip_recordings,
         twilio_sms,
         twilio_status,
         twilio_voice,
     )
 
     return [health.bp, twilio_voice.bp, twilio_sms.bp, twilio_status.bp, android.bp,
-            dashboard.bp, simulator.bp]
+            dashboard.bp, simulator.bp, sip_recordings.bp]

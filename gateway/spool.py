@@ -35,7 +35,7 @@ def append(data_dir: Path, kind: str, payload: dict[str, str]) -> None:
             os.fsync(fh.fileno())
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-    log.warning("redis away: spooled a %s from %s", kind, mask(payload.get("From")))
+    log.warning("spooled a %s from %s to replay later", kind, mask(payload.get("From")))
 
 
 def pending(data_dir: Path) -> bool:
