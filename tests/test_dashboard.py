@@ -12,6 +12,8 @@ from flask.testing import FlaskClient
 from gateway import accounts, messages, notices, registry, tickets
 from gateway.app import create_app
 from gateway.context import Hotline
+from gateway.store import KEYS
+from gateway.web.sim_driver import Driver
 from tests.conftest import (
     HEAD,
     RESIDENT,
@@ -563,6 +565,28 @@ def test_a_head_simulates_only_people_of_their_village(people: Hotline) -> None:
     assert "王秀英" in page and "巴特尔" not in page
     assert sim_post(client, "/simulator/sms", {"from": BATEER, "body": "1"}).status_code == 404
     assert client.get(f"/simulator/inbox?phone={BATEER}").status_code == 404
+
+
+def test_a_head_cannot_simulate_or_read_a_number_outside_their_ledger(people: Hotline) -> None:
+    """Issue 18.1: a stranger's (or a contact person's) number is not the head's to be: its texts
+    make admin-only triage tickets and STOP would opt the number out."""
+    post_twilio_sms = Driver(create_app(people.settings, url=people.url), people.settings,
+                             "+864828000000")
+    post_twilio_sms.sms(STRANGER, "我家停电了")  # a triage ticket, and its reply in the outbox
+    post_twilio_sms.sms("+8613900000102", "1")  # 李红, a contact person, not in the ledger
+    before = len(tickets.list_tickets(people))
+    app = create_app(people.settings.with_overrides(simulator=True), url=people.url)
+    client = app.test_client()
+    login(client, "zhang")
+    assert "其他号码" not in text_of(client.get("/simulator"))
+    for number in (STRANGER, "+8613900000102", "13700001111"):
+        assert client.get(f"/simulator/inbox?phone={number}").status_code == 404
+        assert sim_post(client, "/simulator/sms", {"from": number, "body": "STOP"}).status_code == 404
+        assert sim_post(client, "/simulator/call", {"from": number}).status_code == 404
+    assert len(tickets.list_tickets(people)) == before
+    assert not people.r.exists(KEYS.sim(STRANGER)) and not people.r.scard(KEYS.optout)
+    # their own people still work
+    assert client.get(f"/simulator/inbox?phone={RESIDENT}").status_code == 200
 
 
 def test_when_the_store_is_away_people_get_a_plain_try_again_page(hl: Hotline) -> None:
