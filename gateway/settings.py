@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from gateway.private import private_dir
+
 T = TypeVar("T")
 
 SMS_CHANNELS = ("twilio", "outbox", "android", "gammu")
@@ -171,7 +173,7 @@ class Settings:
         path = self.data_dir / name
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         key = secrets.token_hex(32)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

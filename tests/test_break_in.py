@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from jinja2.sandbox import SecurityError
 
-from gateway import texts
+from gateway import spool, texts
 from gateway.app import create_app
 from gateway.broadcast import page, script
+from gateway.channels import missed_call
 from gateway.context import Hotline
+from gateway.embedded import EmbeddedRedis
 from gateway.notices import Notice
 from gateway.registry_file import import_file
-from gateway.settings import ROOT
+from gateway.settings import ROOT, Settings
 from tests.callsim import FlaskTransport, SimCall
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, post_twilio
 
@@ -80,3 +87,58 @@ def test_a_villages_own_folder_is_still_used_and_its_templates_are_sandboxed(
     assert texts.sms(settings, "menu", village="联合村/../联合村") != "联合村自己的菜单"
     with pytest.raises(SecurityError):
         texts.sms(settings, "help_volunteer", village="联合村")
+
+
+# --- 3. data files are private by default ------------------------------------------------------
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """A shell's usual umask (022): what the hotline writes must be private anyway."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_embedded_redis_keeps_its_files_private(tmp_path: Path, loose_umask: None) -> None:
+    data = tmp_path / "var"
+    data.mkdir(mode=0o755)
+    (data / "redis.log").write_text("left by an older version\n")
+    (data / "redis.log").chmod(0o644)
+    server = EmbeddedRedis(data)
+    server.start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.set("hl:user:admin", "a password hash")
+        client.execute_command("BGREWRITEAOF")
+        time.sleep(1.5)  # appendfsync everysec, and the rewrite
+        client.save()
+    finally:
+        server.stop()
+    files = [p for p in data.rglob("*") if p.is_file() and not p.name.endswith(".sock")]
+    assert any("appendonly" in p.name for p in files) and (data / "redis.log").exists()
+    assert _mode(data) == 0o700
+    assert {p.name: oct(_mode(p)) for p in files if _mode(p) & 0o077} == {}
+    assert all(_mode(p) & 0o077 == 0 for p in data.rglob("*") if p.is_dir())
+
+
+def test_the_spool_and_the_generated_keys_are_private(tmp_path: Path, loose_umask: None) -> None:
+    data = tmp_path / "data"
+    spool.append(data, "sms", {"From": "+8613900000001", "Body": "我要降压药"})
+    missed_call.keep_for_later(data, "+8613900000001")
+    Settings(data_dir=data).webhook_token()
+    assert _mode(data) == 0o700
+    assert {p.name: oct(_mode(p)) for p in data.iterdir()} == {
+        "spool.jsonl": "0o600", missed_call.PENDING: "0o600", "webhook_token": "0o600"}
+
+
+@pytest.mark.parametrize("name", ["hotline-web.service", "hotline-worker@.service",
+                                  "hotline-backup.service"])
+def test_the_units_write_with_a_private_umask(name: str) -> None:
+    text = (ROOT / "deploy" / "systemd" / name).read_text()
+    assert "\nUMask=0077\n" in text.split("[Service]", 1)[1]
+    assert "UMask=0077" in (ROOT / "deploy" / "redis" / "private.conf").read_text()
+    assert "## 8. What to keep private" in (ROOT / "deploy" / "README.md").read_text()
