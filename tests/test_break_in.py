@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
+from flask.testing import FlaskClient
 from jinja2.sandbox import SecurityError
 
-from gateway import spool, texts
+from gateway import clock, spool, texts
 from gateway.app import create_app
 from gateway.broadcast import page, script
 from gateway.channels import missed_call
@@ -24,6 +26,8 @@ from gateway.registry_file import import_file
 from gateway.settings import ROOT, Settings
 from tests.callsim import FlaskTransport, SimCall
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, post_twilio
+from tests.test_dashboard import login, people  # noqa: F401 - the fixture
+from tests.test_dashboard import post as dashboard_post
 
 EVIL_RESIDENT = "+8613900000777"
 
@@ -142,3 +146,47 @@ def test_the_units_write_with_a_private_umask(name: str) -> None:
     assert "\nUMask=0077\n" in text.split("[Service]", 1)[1]
     assert "UMask=0077" in (ROOT / "deploy" / "redis" / "private.conf").read_text()
     assert "## 8. What to keep private" in (ROOT / "deploy" / "README.md").read_text()
+
+
+# --- 4. logout and the 12-hour limit end the session on the server -----------------------------
+
+def _logged_in_client(app: Flask, name: str = "admin") -> FlaskClient:
+    client = app.test_client()
+    assert login(client, name).status_code == 302
+    return client
+
+
+def _copy(client: FlaskClient, app: Flask) -> FlaskClient:
+    """Another browser holding a copy of `client`'s session cookie."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def test_a_copied_session_cookie_stops_working_at_logout(app: Flask, people: Hotline) -> None:
+    owner = _logged_in_client(app)
+    thief = _copy(owner, app)
+    assert thief.get("/board").status_code == 200  # the copy works while the session lives
+    assert dashboard_post(owner, "/logout").status_code == 302
+    assert thief.get("/board").status_code == 302
+    assert not list(people.r.scan_iter("hl:session:*"))
+
+
+def test_twelve_hours_after_login_the_session_ends_however_often_it_is_used(
+        app: Flask, people: Hotline, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = clock.timestamp()
+    owner = _logged_in_client(app)
+    [key] = people.r.scan_iter("hl:session:*")
+    first_ttl = people.r.ttl(key)
+    assert 0 < first_ttl <= 12 * 3600
+    for hours in (2, 6, 11.9):
+        monkeypatch.setattr(clock, "timestamp", lambda h=hours: start + h * 3600)
+        assert owner.get("/board").status_code == 200
+    assert people.r.ttl(key) <= first_ttl  # use does not extend it
+    monkeypatch.setattr(clock, "timestamp", lambda: start + 12 * 3600 + 5)
+    assert owner.get("/board").status_code == 302
+    monkeypatch.setattr(clock, "timestamp", lambda: start)
+    people.r.delete(key)  # as Redis's TTL does at the 12th hour
+    assert _copy(owner, app).get("/board").status_code == 302

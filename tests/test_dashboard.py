@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -596,5 +597,5 @@ def test_when_the_store_is_away_people_get_a_plain_try_again_page(hl: Hotline) -
     refused = login(client, "admin")
     assert refused.status_code == 503 and "暂时连不上数据库" in text_of(refused)
     with client.session_transaction() as session:
-        session["user"] = "admin"
+        session.update(user="admin", sid="s" * 43, since=time.time())
     assert client.get("/board").status_code == 503

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -41,6 +42,7 @@ from gateway import accounts, clock, registry, tickets
 from gateway.accounts import User
 from gateway.context import Hotline
 from gateway.phones import mask, spoken_digits
+from gateway.store import KEYS
 from gateway.texts import labels
 
 log = logging.getLogger(__name__)
@@ -93,21 +95,34 @@ def _stamp(hl: Hotline, name: str) -> str | None:
 
 
 def log_in(account: User) -> None:
+    """A new session, recorded in Redis for SESSION_HOURS from now (never extended by use):
+    the cookie only names it, so logout or the time limit ends it for every copy of the cookie."""
     session.clear()  # a fresh session: no fixation of a session made before login
+    sid = secrets.token_urlsafe(32)
+    hotline().r.set(KEYS.session(sid), account.name, ex=SESSION_HOURS * 3600)
     session.permanent = True
     session["user"] = account.name
+    session["sid"] = sid
+    session["since"] = clock.timestamp()
     session["stamp"] = _stamp(hotline(), account.name)
 
 
 def log_out() -> None:
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        hotline().r.delete(KEYS.session(sid))
     session.clear()
 
 
 def _logged_in() -> User | None:
-    name = session.get("user")
-    if not isinstance(name, str):
+    name, sid, since = session.get("user"), session.get("sid"), session.get("since")
+    if not isinstance(name, str) or not isinstance(sid, str) or len(sid) > 64:
+        return None
+    if not isinstance(since, (int, float)) or clock.timestamp() - since > SESSION_HOURS * 3600:
         return None
     hl = hotline()
+    if hl.r.get(KEYS.session(sid)) != name:  # logged out, or past its 12 hours
+        return None
     if session.get("stamp") != _stamp(hl, name):
         return None
     return accounts.get(hl, name)
