@@ -50,7 +50,7 @@ key                                 type     holds
 {p}notice:{id}:deliveries           hash     number -> message id ("pending:{ts}" while claimed)
 {p}user:{name}                      hash     a dashboard account
 {p}users                            set      account names
-{p}session:{id}                     string   a dashboard session's account name (TTL: its 12 hours, never extended)
+{p}session:{id}                     string   a dashboard session's account (TTL 12 hours, never extended)
 {p}call:{sid}                       hash     voice call state between webhook steps
 {p}sim:{e164}                       list     the phone simulator's texts to and from a number (TTL)
 ==================================  =======  ==================================================

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jinja2.sandbox import SecurityError
 
-from gateway import clock, spool, texts
+from gateway import accounts, clock, spool, texts
 from gateway.app import create_app
 from gateway.broadcast import page, script
 from gateway.channels import missed_call
@@ -26,10 +26,19 @@ from gateway.registry_file import import_file
 from gateway.settings import ROOT, Settings
 from tests.callsim import FlaskTransport, SimCall
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, post_twilio
-from tests.test_dashboard import login, people  # noqa: F401 - the fixture
+from tests.test_dashboard import PASSWORD, login
 from tests.test_dashboard import post as dashboard_post
 
 EVIL_RESIDENT = "+8613900000777"
+
+
+@pytest.fixture
+def people(sample: Hotline) -> Hotline:
+    """The sample ledger, an admin and the heads of 联合村 and 团结村 (as tests/test_dashboard)."""
+    accounts.create(sample, "admin", "admin", PASSWORD)
+    accounts.create(sample, "zhang", "head", PASSWORD, "联合村")
+    accounts.create(sample, "bai", "head", PASSWORD, "团结村")
+    return sample
 
 
 # --- 2. a village's name never becomes a template path --------------------------------------
