@@ -26,7 +26,7 @@ from gateway.registry_file import import_file
 from gateway.settings import ROOT, Settings
 from tests.callsim import FlaskTransport, SimCall
 from tests.conftest import AUTH_TOKEN, PUBLIC_URL, post_twilio
-from tests.test_dashboard import PASSWORD, login
+from tests.test_dashboard import PASSWORD, TOKEN, login
 from tests.test_dashboard import post as dashboard_post
 
 EVIL_RESIDENT = "+8613900000777"
@@ -199,3 +199,68 @@ def test_twelve_hours_after_login_the_session_ends_however_often_it_is_used(
     monkeypatch.setattr(clock, "timestamp", lambda: start)
     people.r.delete(key)  # as Redis's TTL does at the 12th hour
     assert _copy(owner, app).get("/board").status_code == 302
+
+
+# --- 5. guessing is limited without locking the owner out -------------------------------------
+
+def _guess(client: FlaskClient, address: str, name: str = "zhang",
+           password: str = "wrong-password") -> int:
+    token = TOKEN.search(client.get("/login").get_data(as_text=True))
+    assert token
+    answer = client.post("/login", data={"name": name, "password": password,
+                                         "csrf_token": token.group(1)},
+                         environ_base={"REMOTE_ADDR": address})
+    return answer.status_code
+
+
+@pytest.fixture
+def one_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clock held still: every try falls in one LOGIN_WINDOW."""
+    now = clock.timestamp()
+    monkeypatch.setattr(clock, "timestamp", lambda: now)
+
+
+def test_guessing_from_many_addresses_does_not_lock_the_owner_out(
+        app: Flask, people: Hotline, one_window: None) -> None:
+    owner = app.test_client()
+    assert _guess(owner, "10.0.0.1", password=PASSWORD) == 302  # the head's usual office
+    laptop = app.test_client()
+    assert _guess(laptop, "10.0.0.2", password=PASSWORD) == 302  # and their laptop, elsewhere
+    attacker = app.test_client()
+    for i in range(10):
+        for _ in range(10):
+            assert _guess(attacker, f"192.0.2.{i}") == 401
+    # each attacking address is done for; a new one meets the account's ceiling
+    assert _guess(attacker, "192.0.2.1", password=PASSWORD) == 401
+    assert _guess(attacker, "192.0.2.99", password=PASSWORD) == 401
+    # the owner gets in: from the office, and from the laptop at a new address (its cookie)
+    assert _guess(app.test_client(), "10.0.0.1", password=PASSWORD) == 302
+    assert _guess(laptop, "198.51.100.7", password=PASSWORD) == 302
+    # another account is not touched
+    assert _guess(app.test_client(), "198.51.100.8", name="bai", password=PASSWORD) == 302
+
+
+def test_one_address_cannot_spray_guesses_over_every_account(app: Flask, people: Hotline,
+                                                            one_window: None) -> None:
+    attacker = app.test_client()
+    for i in range(accounts.LOGIN_TRIES_ADDRESS):
+        _guess(attacker, "192.0.2.50", name=f"user{i}")
+    assert _guess(attacker, "192.0.2.50", name="bai", password=PASSWORD) == 401
+    assert _guess(app.test_client(), "192.0.2.51", name="bai", password=PASSWORD) == 302
+
+
+# --- 9. no user-name enumeration by timing ---------------------------------------------------------
+
+def test_a_wrong_password_takes_as_long_for_an_unknown_name_as_for_a_real_one(
+        people: Hotline) -> None:
+    def took(name: str) -> float:
+        best = float("inf")
+        for i in range(3):
+            start = time.perf_counter()
+            assert accounts.authenticate(people, name, "wrong-password", f"10.9.9.{i}") is None
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    took("nobody")  # the dummy hash is made once, on first use
+    real, unknown = took("zhang"), took("nobody")
+    assert unknown > real * 0.5, (real, unknown)

@@ -55,6 +55,7 @@ PUBLIC_PREFIXES = ("/static/", "/twilio/", "/android/", "/audio/")
 # Signed by the provider, not by a form: no CSRF token there.
 WEBHOOK_PREFIXES = ("/twilio/", "/android/")
 SESSION_HOURS = 12
+DEVICE_COOKIE = "hotline_device"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -168,10 +169,19 @@ def login() -> ResponseReturnValue:
         name = request.form.get("name", "")[:60]
         password = request.form.get("password", "")[:200]
         # remote_addr is the real client behind nginx (ProxyFix, HOTLINE_TRUSTED_PROXIES).
-        account = accounts.authenticate(hotline(), name, password, request.remote_addr or "")
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        account = accounts.authenticate(hotline(), name, password, request.remote_addr or "",
+                                        device=device)
         if account is not None:
             log_in(account)
-            return redirect(safe_next(request.form.get("next")))
+            response = redirect(safe_next(request.form.get("next")))
+            # This browser is the owner's: it gets past the ceiling that guessing from many
+            # addresses puts on the account (accounts.authenticate).
+            response.set_cookie(DEVICE_COOKIE, accounts.new_device(hotline(), account.name),
+                                max_age=accounts.DEVICE_DAYS * 86400, httponly=True,
+                                samesite="Lax", path="/login",
+                                secure=hotline().settings.public_url.startswith("https:"))
+            return response
         flash(words()["login"]["failed"], "error")
         return render_template("login.html", next=request.form.get("next", ""), name=name), 401
     return render_template("login.html", next=request.args.get("next", ""), name="")
