@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jinja2.sandbox import SecurityError
 
-from gateway import accounts, clock, spool, texts
+from gateway import accounts, clock, spool, texts, tickets
 from gateway.app import create_app
 from gateway.broadcast import page, script
 from gateway.channels import missed_call
@@ -25,7 +26,7 @@ from gateway.notices import Notice
 from gateway.registry_file import import_file
 from gateway.settings import ROOT, Settings
 from tests.callsim import FlaskTransport, SimCall
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL, post_twilio
+from tests.conftest import AUTH_TOKEN, DUTY, PUBLIC_URL, RESIDENT, STRANGER, post_twilio
 from tests.test_dashboard import PASSWORD, TOKEN, login
 from tests.test_dashboard import post as dashboard_post
 
@@ -264,3 +265,45 @@ def test_a_wrong_password_takes_as_long_for_an_unknown_name_as_for_a_real_one(
     took("nobody")  # the dummy hash is made once, on first use
     real, unknown = took("zhang"), took("nobody")
     assert unknown > real * 0.5, (real, unknown)
+
+
+# --- 6. a township's duty officer takes only their own town's tickets ---------------------------
+
+OTHER_TOWN_DUTY = "+8613800000061"
+OTHER_TOWN_RESIDENT = "+8613900000061"
+
+
+def _sms(client: FlaskClient, sender: str, body: str) -> str:
+    answer = post_twilio(client, "/twilio/sms", {"MessageSid": f"SM{uuid.uuid4().hex}",
+                                                 "From": sender, "Body": body})
+    assert answer.status_code == 200
+    return str(answer.get_data(as_text=True))
+
+
+def test_a_duty_officer_cannot_take_another_towns_ticket(sample: Hotline, client: FlaskClient,
+                                                         tmp_path: Path) -> None:
+    csv = tmp_path / "town.csv"
+    csv.write_text("乡镇(街道),村(社区),网格,姓名,电话,身份,类别,地址,备注\n"
+                   f"明水河镇,红星村,一,孙大爷,{OTHER_TOWN_RESIDENT},居民,老年人,红星村七组8号,\n"
+                   f"明水河镇,,,钱值班,{OTHER_TOWN_DUTY},值班,,明水河镇政府,\n", encoding="utf-8")
+    assert import_file(sample.r, csv, "CN").ok
+    _sms(client, OTHER_TOWN_RESIDENT, "我要降压药")
+    [theirs] = tickets.list_tickets(sample)
+    _sms(client, RESIDENT, "我要买菜")
+    ours = next(t for t in tickets.list_tickets(sample) if t.code != theirs.code)
+    for command in (f"接 {theirs.code}", f"完成 {theirs.code}", f"派 {theirs.code} {DUTY}"):
+        reply = _sms(client, DUTY, command)  # 归流河镇's duty officer
+        assert "红星村七组8号" not in reply and "13900000061" not in reply, command
+    after = tickets.get(sample, theirs.code)
+    assert after is not None and after.status == "new" and not after.accepted_by
+    # their own town's duty officer may, and ours may take ours
+    assert "红星村七组8号" in _sms(client, OTHER_TOWN_DUTY, f"接 {theirs.code}")
+    _sms(client, DUTY, f"接 {ours.code}")
+    mine = tickets.get(sample, ours.code)
+    assert mine is not None and mine.accepted_by == DUTY
+    # a stranger's ticket (triage) is any duty officer's
+    _sms(client, STRANGER, "家里没水了")
+    triage = next(t for t in tickets.list_tickets(sample) if t.caller == STRANGER)
+    _sms(client, OTHER_TOWN_DUTY, f"接 {triage.code}")
+    taken = tickets.get(sample, triage.code)
+    assert taken is not None and taken.accepted_by == OTHER_TOWN_DUTY
