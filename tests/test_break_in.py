@@ -26,7 +26,15 @@ from gateway.notices import Notice
 from gateway.registry_file import import_file
 from gateway.settings import ROOT, Settings
 from tests.callsim import FlaskTransport, SimCall
-from tests.conftest import AUTH_TOKEN, DUTY, PUBLIC_URL, RESIDENT, STRANGER, post_twilio
+from tests.conftest import (
+    AUTH_TOKEN,
+    DUTY,
+    PUBLIC_URL,
+    RESIDENT,
+    STRANGER,
+    post_twilio,
+    twilio_signature,
+)
 from tests.test_dashboard import PASSWORD, TOKEN, login
 from tests.test_dashboard import post as dashboard_post
 
@@ -307,3 +315,35 @@ def test_a_duty_officer_cannot_take_another_towns_ticket(sample: Hotline, client
     _sms(client, OTHER_TOWN_DUTY, f"接 {triage.code}")
     taken = tickets.get(sample, triage.code)
     assert taken is not None and taken.accepted_by == OTHER_TOWN_DUTY
+
+
+# --- 7. a captured text cannot be replayed as a new one by shifting fields into its sid ----------
+
+def test_a_sid_shifted_to_keep_the_signature_is_refused_and_opens_nothing(
+        client: FlaskClient, sample: Hotline) -> None:
+    sid = "SM" + uuid.uuid4().hex
+    captured = {"AccountSid": "AC" + "0" * 32, "Body": "我要降压药", "From": RESIDENT,
+                "MessageSid": sid, "NumMedia": "0", "To": "+8610000000000"}
+    signature = twilio_signature(PUBLIC_URL + "/twilio/sms", captured)
+    first = post_twilio(client, "/twilio/sms", captured, signature=signature)
+    assert first.status_code == 200 and "#" in first.get_data(as_text=True)
+    # "NumMedia" + "0" moved into the sid: the signed string is the same
+    shifted = {k: v for k, v in captured.items() if k != "NumMedia"}
+    shifted["MessageSid"] = sid + "NumMedia0"
+    assert twilio_signature(PUBLIC_URL + "/twilio/sms", shifted) == signature
+    sample.r.delete(*sample.r.keys("hl:rate:*"))
+    messages_before = sample.r.zcard("hl:msgs")
+    again = post_twilio(client, "/twilio/sms", shifted, signature=signature)
+    assert again.status_code == 400 and "MessageSid" in again.get_data(as_text=True)
+    assert len(tickets.list_tickets(sample)) == 1
+    assert sample.r.zcard("hl:msgs") == messages_before
+    # other shapes Twilio never sends
+    for bad in ("SM1", sid.upper(), "XX" + sid[2:], sid + "0", ""):
+        form = captured | {"MessageSid": bad}
+        assert post_twilio(client, "/twilio/sms", form).status_code == 400, bad
+    assert post_twilio(client, "/twilio/sms", captured | {"SmsSid": "SM" + "f" * 32}).status_code == 400
+    assert post_twilio(client, "/twilio/status", {"MessageSid": "SM1", "MessageStatus": "failed"}
+                       ).status_code == 400
+    assert post_twilio(client, "/twilio/status", {"CallSid": "CA1", "CallStatus": "completed"}
+                       ).status_code == 400
+    assert len(tickets.list_tickets(sample)) == 1
