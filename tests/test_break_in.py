@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import stat
 import time
@@ -16,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jinja2.sandbox import SecurityError
 
-from gateway import accounts, clock, spool, texts, tickets
+from gateway import accounts, clock, logs, phones, spool, texts, tickets
 from gateway.app import create_app
 from gateway.broadcast import page, script
 from gateway.channels import missed_call
@@ -347,3 +349,28 @@ def test_a_sid_shifted_to_keep_the_signature_is_refused_and_opens_nothing(
     assert post_twilio(client, "/twilio/status", {"CallSid": "CA1", "CallStatus": "completed"}
                        ).status_code == 400
     assert len(tickets.list_tickets(sample)) == 1
+
+
+# --- 8. numbers are masked in URLs too ------------------------------------------------------------
+
+@pytest.mark.parametrize("line", [
+    '127.0.0.1 - - "GET /simulator/inbox?phone=%2B8613900000001 HTTP/1.1" 200 -',
+    '"GET /simulator/inbox?phone=%2b8613900000001 HTTP/1.1" 200 -',
+    "GET /simulator/inbox?phone=138%200000%201234",
+    "GET /simulator/inbox?phone=%2B86-138-0000-1234",
+    "GET /simulator/inbox?phone=%2B86%20138%200000%201234",
+    "GET /simulator/inbox?phone=138+0000+1234&x=1",
+])
+def test_a_url_encoded_number_in_a_log_line_is_masked(line: str,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    logs.setup("INFO")
+    caplog.set_level(logging.INFO)
+    logging.getLogger("werkzeug").info("%s", line)
+    [written] = [r.getMessage() for r in caplog.records]
+    assert not re.search(r"\d{5}|\d{4}(?:%20|%2D|\+|-)\d{4}", written, re.IGNORECASE), written
+    assert "****" in written
+
+
+def test_ids_and_job_names_stay_readable_in_log_lines() -> None:
+    line = "job sweep-1796097064 for SM0123456789abcdef0123456789abcdef, CA%s" % ("1" * 32)
+    assert phones.mask_text(line) == line
