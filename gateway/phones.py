@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_plus
 import unicodedata
+from urllib.parse import unquote_plus
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
