@@ -71,6 +71,8 @@ class Settings:
     android_gateway_signing_key: str | None = None
     android_gateway_poll: int = 10  # seconds between reads of the phone's inbox; 0 = never
     gammu_spool: Path | None = None
+    import_max_rows: int = 20000  # rows one ledger import reads at most
+    import_max_cell: int = 2000  # characters in one cell of a ledger import
     templates_dir: Path = field(default=ROOT / "templates")
 
     @property
@@ -130,6 +132,8 @@ class Settings:
             android_gateway_signing_key=env.secret("ANDROID_GATEWAY_SIGNING_KEY"),
             android_gateway_poll=env.number("ANDROID_GATEWAY_POLL", 10, int, minimum=0),
             gammu_spool=Path(p) if (p := env.text("GAMMU_SPOOL")) else None,
+            import_max_rows=env.number("HOTLINE_IMPORT_MAX_ROWS", 20000, int, minimum=1),
+            import_max_cell=env.number("HOTLINE_IMPORT_MAX_CELL", 2000, int, minimum=1),
             templates_dir=Path(env.text("HOTLINE_TEMPLATES_DIR") or ROOT / "templates"),
         )
         settings.check()

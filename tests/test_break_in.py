@@ -7,8 +7,11 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,14 +21,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jinja2.sandbox import SecurityError
 
-from gateway import accounts, clock, logs, phones, spool, texts, tickets
+from gateway import accounts, clock, logs, phones, registry, spool, texts, tickets
 from gateway.app import create_app
 from gateway.broadcast import page, script
 from gateway.channels import missed_call
+from gateway.channels.android import events as android_events
 from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
 from gateway.notices import Notice
-from gateway.registry_file import import_file
+from gateway.registry_file import RegistryFileError, import_file
 from gateway.settings import ROOT, Settings
 from tests.callsim import FlaskTransport, SimCall
 from tests.conftest import (
@@ -374,3 +378,100 @@ def test_a_url_encoded_number_in_a_log_line_is_masked(line: str,
 def test_ids_and_job_names_stay_readable_in_log_lines() -> None:
     line = "job sweep-1796097064 for SM0123456789abcdef0123456789abcdef, CA%s" % ("1" * 32)
     assert phones.mask_text(line) == line
+
+
+# --- 10. hostile input gets a clear answer, never a traceback or a 500 ---------------------------
+
+LEDGER_HEADER = "乡镇(街道),村(社区),网格,姓名,电话,身份,类别,地址,备注\n"
+LEDGER_ROW = "归流河镇,联合村,第一网格,王芳,13800000003,队员,,联合村二组,{notes}\n"
+
+
+def _broken_xlsx(tmp_path: Path, member: str) -> Path:
+    from openpyxl import Workbook
+
+    good = tmp_path / "good.xlsx"
+    book = Workbook()
+    book.active.append(["村(社区)", "网格", "姓名", "电话", "身份", "类别", "地址", "备注"])
+    book.save(good)
+    bad = tmp_path / "bad.xlsx"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(bad, "w") as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            out.writestr(info, b"<worksheet><sheetData><row><c>" if info.filename == member
+                         else data)
+    return bad
+
+
+@pytest.mark.parametrize("member", ["xl/worksheets/sheet1.xml", "xl/workbook.xml",
+                                    "[Content_Types].xml", "xl/styles.xml"])
+def test_an_xlsx_with_bad_xml_is_refused_with_a_clear_line(hl: Hotline, tmp_path: Path,
+                                                           member: str) -> None:
+    path = _broken_xlsx(tmp_path, member)
+    with pytest.raises(RegistryFileError, match="not a readable XLSX file"):
+        import_file(hl.r, path, "CN")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "REDIS_"))}
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "registry", "import", str(path)],
+                          env=env | {"REDIS_URL": hl.url}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "not a readable XLSX file" in done.stderr and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr  # one line
+
+
+def test_imports_are_capped_in_cell_size_and_rows(hl: Hotline, tmp_path: Path) -> None:
+    huge = tmp_path / "huge.csv"
+    huge.write_text(LEDGER_HEADER + LEDGER_ROW.format(notes="很" * 5000), encoding="utf-8")
+    with pytest.raises(RegistryFileError, match="row 2: the notes cell is longer than 2000"):
+        import_file(hl.r, huge, "CN")
+    many = tmp_path / "many.csv"
+    many.write_text(LEDGER_HEADER + "".join(
+        f"归流河镇,联合村,第一网格,人{i},1380001{i:04d},队员,,,\n" for i in range(30)),
+        encoding="utf-8")
+    with pytest.raises(RegistryFileError, match="more than 20 rows"):
+        import_file(hl.r, many, "CN", max_rows=20)
+    assert import_file(hl.r, many, "CN", max_rows=30).ok
+    assert Settings.from_env({"HOTLINE_IMPORT_MAX_ROWS": "50", "HOTLINE_IMPORT_MAX_CELL": "9"}
+                             ).import_max_cell == 9
+    big = tmp_path / "big.xlsx"
+    with zipfile.ZipFile(big, "w", zipfile.ZIP_DEFLATED) as out:  # 100 MB of one cell, zipped
+        out.writestr("xl/sharedStrings.xml", b"<sst>" + b"a" * (100 * 1024 * 1024) + b"</sst>")
+    with pytest.raises(RegistryFileError, match="larger than"):
+        import_file(hl.r, big, "CN")
+
+
+def test_a_csv_with_two_byte_order_marks_keeps_its_first_column(hl: Hotline,
+                                                                tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_bytes(("\ufeff\ufeff" + LEDGER_HEADER + LEDGER_ROW.format(notes="")).encode())
+    assert import_file(hl.r, path, "CN").ok
+    person = registry.person(hl.r, "+8613800000003")
+    assert person is not None and person.town == "归流河镇"
+
+
+def test_deeply_nested_signed_android_json_is_a_400(sample: Hotline) -> None:
+    settings = sample.settings.with_overrides(android_gateway_signing_key="k3y")
+    client = create_app(settings, url=sample.url).test_client()
+    for depth in (100, 100_000):
+        body = ('{"event": "sms:received", "payload": ' + "[" * depth + "]" * depth + "}").encode()
+        stamp = str(int(time.time()))
+        answer = client.post("/android/webhook", data=body, content_type="application/json",
+                             headers={"X-Timestamp": stamp,
+                                      "X-Signature": android_events.signature("k3y", body, stamp)})
+        assert answer.status_code == 400, (depth, answer.status_code)
+        assert "deep" in answer.get_json()["error"]
+    assert tickets.list_tickets(sample) == []
+
+
+def test_half_a_character_in_the_simulators_json_is_a_400(people: Hotline) -> None:
+    app = create_app(people.settings.with_overrides(simulator=True), url=people.url)
+    client = app.test_client()
+    login(client, "admin")
+    csrf = TOKEN.search(client.get("/simulator").get_data(as_text=True))
+    assert csrf
+    for body in ('{"from": "+8613900000001", "body": "\\ud800 要降压药"}',
+                 '{"from": "+8613900000001\\udfff", "body": "1"}',
+                 '{"from": "+8613900000001", "body": ' + "[" * 50000 + "]" * 50000 + "}"):
+        answer = client.post("/simulator/sms", data=body, content_type="application/json",
+                             headers={"X-CSRFToken": csrf.group(1)})
+        assert answer.status_code == 400, answer.status_code
+    assert tickets.list_tickets(people) == []

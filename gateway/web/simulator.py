@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from gateway import clock, messages, registry
+from gateway import clock, jsonsafe, messages, registry
 from gateway.phones import try_normalise
 from gateway.registry import Person
 from gateway.store import KEYS
@@ -75,7 +75,16 @@ def _phone(raw: object) -> str:
 
 
 def _json() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    """The request's JSON object ({} for none); 400 for JSON nested too deep or holding half
+    a character (a lone surrogate no record or Redis key can store)."""
+    if not request.is_json:
+        return {}
+    try:
+        data = jsonsafe.loads(request.get_data(cache=True), whole_characters=True)
+    except jsonsafe.BadJSON as exc:
+        if str(exc) == "not JSON":
+            return {}
+        abort(400, description=str(exc))
     return data if isinstance(data, dict) else {}
 
 
