@@ -153,9 +153,10 @@ def authenticate(hl: Hotline, name: str, password: str, client: str = "",
     LOGIN_TRIES from one address refuse that address alone, so a stranger guessing from
     elsewhere cannot lock the village head out. One address guessing at many accounts is
     refused after LOGIN_TRIES_ADDRESS. All addresses together get a ceiling on the account
-    (LOGIN_TRIES_ALL) against guessing spread over many, which the owner passes when coming
-    from an address that logged in to the account in the last DEVICE_DAYS, or from a browser
-    holding the `device` token (`new_device`) given at an earlier login.
+    (LOGIN_TRIES_ALL) against guessing spread over many. The owner passes these two shared
+    ceilings when coming from an address that logged in to the account in the last
+    DEVICE_DAYS, or from a browser holding the `device` token (`new_device`) given at an
+    earlier login.
     """
     name = name.strip()
     if not _NAME.match(name):
@@ -166,8 +167,10 @@ def authenticate(hl: Hotline, name: str, password: str, client: str = "",
     all_key = KEYS.rate(f"login:{name}", window)
     address_key = KEYS.rate(f"login-from:{address}", window)
     here, everywhere, from_address = (int(v or 0) for v in hl.r.mget(here_key, all_key, address_key))
-    if here >= LOGIN_TRIES or from_address >= LOGIN_TRIES_ADDRESS or (
-            everywhere >= LOGIN_TRIES_ALL and not _trusted(hl, name, address, device)):
+    # The owner's own address or browser passes the ceilings shared with others (all addresses
+    # on the account; all accounts from one address, such as an office behind one NAT).
+    shared = from_address >= LOGIN_TRIES_ADDRESS or everywhere >= LOGIN_TRIES_ALL
+    if here >= LOGIN_TRIES or (shared and not _trusted(hl, name, address, device)):
         log.warning("login refused for %s: too many failures", name)
         return None
     data = hl.r.hgetall(KEYS.user(name))

@@ -475,3 +475,14 @@ def test_half_a_character_in_the_simulators_json_is_a_400(people: Hotline) -> No
                              headers={"X-CSRFToken": csrf.group(1)})
         assert answer.status_code == 400, answer.status_code
     assert tickets.list_tickets(people) == []
+
+
+def test_an_office_behind_one_address_is_not_locked_out_by_a_sprayer_there(
+        app: Flask, people: Hotline, one_window: None) -> None:
+    head = app.test_client()
+    assert _guess(head, "192.0.2.60", name="bai", password=PASSWORD) == 302  # logged in before
+    sprayer = app.test_client()
+    for i in range(accounts.LOGIN_TRIES_ADDRESS):
+        _guess(sprayer, "192.0.2.60", name=f"user{i}")  # the same office NAT
+    assert _guess(sprayer, "192.0.2.60", name="zhang", password=PASSWORD) == 401  # no cookie
+    assert _guess(head, "192.0.2.60", name="bai", password=PASSWORD) == 302
