@@ -6,6 +6,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
+from functools import lru_cache
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -20,6 +21,8 @@ MIN_PASSWORD = 8
 # Failed logins allowed per account in one window, so a password cannot be guessed by brute force.
 LOGIN_TRIES = 10  # wrong passwords for one account from one address, per window
 LOGIN_TRIES_ALL = 100  # from all addresses together: a ceiling on guessing from many
+LOGIN_TRIES_ADDRESS = 50  # from one address at any accounts: no spraying one password over all
+DEVICE_DAYS = 30  # an address or browser that logged in is the owner's for this long
 LOGIN_WINDOW = 900
 EXISTING = "log in with your account (a forgotten password: hotline user passwd NAME)"
 _NAME = re.compile(r"^[\w.@-]{1,40}$")
@@ -118,28 +121,69 @@ def delete(hl: Hotline, name: str) -> bool:
     return bool(removed[0])
 
 
-def authenticate(hl: Hotline, name: str, password: str, client: str = "") -> User | None:
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash to check a password against when the account does not exist: the answer then
+    takes as long as for a real account, so timing does not tell which names exist."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def new_device(hl: Hotline, name: str) -> str:
+    """A token for the browser that just logged in as `name` (kept in a cookie): from it, the
+    owner gets past the ceiling that guessing from many addresses puts on the account."""
+    token = secrets.token_urlsafe(32)
+    hl.r.set(KEYS.device(token), name, ex=DEVICE_DAYS * 86400)
+    return token
+
+
+def _trusted(hl: Hotline, name: str, client: str, device: str) -> bool:
+    """Whether this attempt comes from where the owner logged in before (address or browser)."""
+    keys = [KEYS.known_address(name, client[:64])]
+    if device and len(device) <= 64:
+        keys.append(KEYS.device(device))
+    found = hl.r.mget(keys)
+    return bool(found[0]) or (len(found) > 1 and found[1] == name)
+
+
+def authenticate(hl: Hotline, name: str, password: str, client: str = "",
+                 device: str = "") -> User | None:
     """The account if the password is right; None otherwise, or after too many failures.
 
-    Failures count per account and client address (`client`, the request's remote address),
-    so a stranger guessing from elsewhere cannot lock the village head out; all addresses
-    together get a higher ceiling, against guessing spread over many.
+    Failures count per account and client address (`client`, the request's remote address):
+    LOGIN_TRIES from one address refuse that address alone, so a stranger guessing from
+    elsewhere cannot lock the village head out. One address guessing at many accounts is
+    refused after LOGIN_TRIES_ADDRESS. All addresses together get a ceiling on the account
+    (LOGIN_TRIES_ALL) against guessing spread over many. The owner passes these two shared
+    ceilings when coming from an address that logged in to the account in the last
+    DEVICE_DAYS, or from a browser holding the `device` token (`new_device`) given at an
+    earlier login.
     """
     name = name.strip()
     if not _NAME.match(name):
         return None
     window = int(clock.timestamp()) // LOGIN_WINDOW
-    here_key = KEYS.rate(f"login:{name}:{client[:64]}", window)
+    address = client[:64]
+    here_key = KEYS.rate(f"login:{name}:{address}", window)
     all_key = KEYS.rate(f"login:{name}", window)
-    here, everywhere = hl.r.mget(here_key, all_key)
-    if int(here or 0) >= LOGIN_TRIES or int(everywhere or 0) >= LOGIN_TRIES_ALL:
+    address_key = KEYS.rate(f"login-from:{address}", window)
+    here, everywhere, from_address = (int(v or 0) for v in hl.r.mget(here_key, all_key, address_key))
+    # The owner's own address or browser passes the ceilings shared with others (all addresses
+    # on the account; all accounts from one address, such as an office behind one NAT).
+    shared = from_address >= LOGIN_TRIES_ADDRESS or everywhere >= LOGIN_TRIES_ALL
+    if here >= LOGIN_TRIES or (shared and not _trusted(hl, name, address, device)):
         log.warning("login refused for %s: too many failures", name)
         return None
     data = hl.r.hgetall(KEYS.user(name))
-    if data and check_password_hash(data.get("password", ""), password):
+    if data:
+        right = check_password_hash(data.get("password", ""), password)
+    else:
+        check_password_hash(_dummy_hash(), password)  # as long as a real account's check
+        right = False
+    if right:
+        hl.r.set(KEYS.known_address(name, address), "1", ex=DEVICE_DAYS * 86400)
         return _from_hash(data)
     with hl.r.pipeline(transaction=True) as pipe:
-        for key in (here_key, all_key):
+        for key in (here_key, all_key, address_key):
             pipe.incr(key)
             pipe.expire(key, LOGIN_WINDOW * 2)
         pipe.execute()

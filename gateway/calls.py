@@ -338,7 +338,8 @@ def audio_path(settings: Settings, language: str, key: str, village: str = "",
     Looked up in ``audio/villages/<村名>/<lang>/`` first, then (unless `local`) ``audio/<lang>/``.
     """
     root = settings.templates_dir / "audio"
-    folders = [f"villages/{village}/{language}"] if village else []
+    own = texts.village_folder(root / "villages", village)  # the listed name, never the ledger's
+    folders = [f"villages/{own}/{language}"] if own is not None else []
     if not local:
         folders.append(language)
     for folder in folders:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import redis
 
+from gateway.private import UMASK, private_dir, tighten_tree
+
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +65,8 @@ class EmbeddedRedis:
         """Start the server unless one already answers; True if this call started it."""
         if self.running():
             return False
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
+        tighten_tree(self.data_dir)  # an append-only file or log left 0644 by an older version
         if self.socket.exists():
             self.socket.unlink()  # left over from a crash
         args = [
@@ -80,8 +83,9 @@ class EmbeddedRedis:
         ]
         # Its own session: a Ctrl-C meant for `hotline run` must not stop Redis before the
         # workers have finished with it; the owner stops it last.
+        # Its umask makes the append-only file, snapshot and log 0600, its folders 0700.
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        start_new_session=True)
+                                        start_new_session=True, umask=UMASK)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

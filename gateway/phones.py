@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import unquote_plus
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
@@ -98,9 +99,29 @@ def mask(e164: str | None) -> str:
 _LONG_DIGITS = re.compile(r"(?<![A-Za-z0-9_-])\+?\d[\d \-]{6,}\d(?![A-Za-z0-9_])")
 
 
+# The same in a URL (a query string in an access log): `%2B` or `+` before it, `%20`, `+` or
+# `%2D` between its digits (`phone=%2B8613900000001`, `phone=138%200000%201234`).
+_ENCODED_DIGITS = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:%2[Bb]|\+)?\d(?:\d|%20|%2[Dd]|\+|[ \-]){6,}\d(?![A-Za-z0-9_])")
+
+
+def _mask_run(run: str) -> str:
+    return mask(try_normalise(run) or run)
+
+
+def _mask_encoded(run: str) -> str:
+    if "%" not in run and "+" not in run[1:]:
+        return run  # written plainly: _LONG_DIGITS's part
+    decoded = unquote_plus(run)
+    return _mask_run("+" + decoded[1:] if run.startswith("+") else decoded)
+
+
 def mask_text(text: str) -> str:
-    """Mask every phone-like run of digits inside a free text (for log lines)."""
-    return _LONG_DIGITS.sub(lambda m: mask(try_normalise(m.group(0)) or m.group(0)), text)
+    """Mask every phone-like run of digits inside a free text (for log lines), written plainly
+    or percent-encoded as in a URL."""
+    if "%" in text or "+" in text:
+        text = _ENCODED_DIGITS.sub(lambda m: _mask_encoded(m.group(0)), text)
+    return _LONG_DIGITS.sub(lambda m: _mask_run(m.group(0)), text)
 
 
 def spoken_digits(e164: str) -> str:

@@ -7,6 +7,7 @@ import io
 import re
 import unicodedata
 import uuid
+import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -50,6 +51,12 @@ LANGUAGE_WORDS = {
     "mn": "mn", "蒙古语": "mn", "蒙语": "mn", "mongolian": "mn",
 }
 _GROUP_SPLIT = re.compile(r"[;；,，、]")
+# Caps on what one import reads (HOTLINE_IMPORT_MAX_ROWS, HOTLINE_IMPORT_MAX_CELL): a county's
+# ledger is a few thousand rows of short cells; a hostile file must not fill memory or Redis.
+MAX_ROWS = 20000
+MAX_CELL = 2000  # characters
+MAX_BYTES = 64 * 1024 * 1024  # the CSV file, or an XLSX's unpacked parts together
+_INVISIBLE = "\ufeff\u200b\u2060"  # byte-order marks and zero-width characters around text
 
 
 class RegistryFileError(Exception):
@@ -71,14 +78,19 @@ class ImportReport:
 
 
 def _canon(header: object) -> str:
-    return unicodedata.normalize("NFKC", str(header or "")).strip().lower().replace(" ", "")
+    text = unicodedata.normalize("NFKC", str(header or "")).strip(_INVISIBLE + " \t\r\n")
+    return text.strip().lower().replace(" ", "")
 
 
 _HEADER_INDEX = {_canon(alias): key for key, aliases in HEADERS.items() for alias in aliases}
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (row number as a spreadsheet shows it, {column: text}) for each non-empty row."""
+def read_rows(path: Path, *, max_rows: int = MAX_ROWS,
+              max_cell: int = MAX_CELL) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (row number as a spreadsheet shows it, {column: text}) for each non-empty row.
+
+    A file of more than `max_rows` rows, or with a cell longer than `max_cell` characters,
+    is refused whole (RegistryFileError)."""
     raw_rows = _read_xlsx(path) if path.suffix.lower() in (".xlsx", ".xlsm") else _read_csv(path)
     try:
         header = next(raw_rows)
@@ -91,7 +103,13 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
         extra = f"; unknown columns: {', '.join(unknown)}" if unknown else ""
         raise RegistryFileError(f"missing columns: {', '.join(missing)}{extra}")
     for number, values in enumerate(raw_rows, start=2):
+        if number - 1 > max_rows:
+            raise RegistryFileError(f"more than {max_rows} rows (HOTLINE_IMPORT_MAX_ROWS)")
         row = {c: _cell(v) for c, v in zip(columns, values, strict=False) if c}
+        long = next((c for c, v in row.items() if len(v) > max_cell), None)
+        if long is not None:
+            raise RegistryFileError(f"row {number}: the {long} cell is longer than {max_cell} "
+                                    "characters (HOTLINE_IMPORT_MAX_CELL)")
         if any(row.values()):
             yield number, row
 
@@ -101,12 +119,20 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    return str(value).strip(_INVISIBLE + " \t\r\n\f\v")
+
+
+def _too_big() -> RegistryFileError:
+    return RegistryFileError(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB: "
+                             "not a ledger")
 
 
 def _read_csv(path: Path) -> Iterator[list[object]]:
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        if path.stat().st_size > MAX_BYTES:
+            raise _too_big()
+        # Any number of byte-order marks (a file saved twice by two programs has two).
+        text = path.read_bytes().decode("utf-8-sig").lstrip("\ufeff")
     except UnicodeDecodeError:
         raise RegistryFileError("not UTF-8 text: save the sheet as CSV UTF-8, or as XLSX") from None
     except OSError as exc:
@@ -125,15 +151,34 @@ def _read_xlsx(path: Path) -> Iterator[list[object]]:
     from openpyxl import load_workbook
 
     try:
+        with zipfile.ZipFile(path) as archive:
+            if sum(i.file_size for i in archive.infolist()) > MAX_BYTES:
+                raise _too_big()  # a zip bomb, or a cell of a hundred megabytes
         book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise RegistryFileError(f"not a readable XLSX file: {exc}") from None
+    except RegistryFileError:
+        raise
+    except Exception as exc:  # whatever a hostile file makes openpyxl raise
+        raise RegistryFileError(f"not a readable XLSX file: {_reason(exc)}") from None
     try:
         sheet = book.worksheets[0]
-        for values in sheet.iter_rows(values_only=True):
+        rows = sheet.iter_rows(values_only=True)
+        while True:
+            try:
+                values = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:  # bad XML inside the sheet, bad cell types
+                raise RegistryFileError(f"not a readable XLSX file: {_reason(exc)}") from None
             yield list(values)
     finally:
         book.close()
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason for a person: the first line of the error (bad XML: its line and column)."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    kind = "bad XML" if isinstance(exc, ET.ParseError) else type(exc).__name__
+    return f"{kind}: {text}" if text else kind
 
 
 def parse_row(row: dict[str, str], region: str) -> tuple[Person | None, list[str]]:
@@ -197,12 +242,13 @@ def _contact(text: str, region: str) -> tuple[str, str, str]:
     return name, phone, ""
 
 
-def check_file(path: Path, region: str) -> tuple[list[tuple[int, Person]], list[tuple[int, str]]]:
+def check_file(path: Path, region: str, *, max_rows: int = MAX_ROWS, max_cell: int = MAX_CELL,
+               ) -> tuple[list[tuple[int, Person]], list[tuple[int, str]]]:
     """Parse every row; return the people and every bad row with its reasons."""
     good: list[tuple[int, Person]] = []
     errors: list[tuple[int, str]] = []
     first_row: dict[str, int] = {}
-    for number, row in read_rows(path):
+    for number, row in read_rows(path, max_rows=max_rows, max_cell=max_cell):
         person, problems = parse_row(row, region)
         if person and person.phone in first_row:
             problems = [f"phone {person.phone} is already on row {first_row[person.phone]}"]
@@ -217,9 +263,10 @@ def check_file(path: Path, region: str) -> tuple[list[tuple[int, Person]], list[
     return good, errors
 
 
-def import_file(r: Redis, path: Path, region: str) -> ImportReport:
-    """Import all rows of `path`, or none if any is bad."""
-    good, errors = check_file(path, region)
+def import_file(r: Redis, path: Path, region: str, *, max_rows: int = MAX_ROWS,
+                max_cell: int = MAX_CELL) -> ImportReport:
+    """Import all rows of `path`, or none if any is bad (or the file is over the caps)."""
+    good, errors = check_file(path, region, max_rows=max_rows, max_cell=max_cell)
     if errors:
         return ImportReport(errors=errors)
     return store_people(r, [p for _, p in good])

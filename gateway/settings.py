@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 
+from gateway.private import private_dir
+
 T = TypeVar("T")
 
 SMS_CHANNELS = ("twilio", "outbox", "android", "gammu")
@@ -69,6 +71,8 @@ class Settings:
     android_gateway_signing_key: str | None = None
     android_gateway_poll: int = 10  # seconds between reads of the phone's inbox; 0 = never
     gammu_spool: Path | None = None
+    import_max_rows: int = 20000  # rows one ledger import reads at most
+    import_max_cell: int = 2000  # characters in one cell of a ledger import
     templates_dir: Path = field(default=ROOT / "templates")
 
     @property
@@ -128,6 +132,8 @@ class Settings:
             android_gateway_signing_key=env.secret("ANDROID_GATEWAY_SIGNING_KEY"),
             android_gateway_poll=env.number("ANDROID_GATEWAY_POLL", 10, int, minimum=0),
             gammu_spool=Path(p) if (p := env.text("GAMMU_SPOOL")) else None,
+            import_max_rows=env.number("HOTLINE_IMPORT_MAX_ROWS", 20000, int, minimum=1),
+            import_max_cell=env.number("HOTLINE_IMPORT_MAX_CELL", 2000, int, minimum=1),
             templates_dir=Path(env.text("HOTLINE_TEMPLATES_DIR") or ROOT / "templates"),
         )
         settings.check()
@@ -171,7 +177,7 @@ class Settings:
         path = self.data_dir / name
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         key = secrets.token_hex(32)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.phones import mask
+from gateway.private import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +25,11 @@ def path(data_dir: Path) -> Path:
 
 def append(data_dir: Path, kind: str, payload: dict[str, str]) -> None:
     """Add one entry durably (fsync) before the caller is answered; safe across processes."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     line = json.dumps({"kind": kind, "at": time.time(), "payload": payload},
                       ensure_ascii=False) + "\n"
-    with open(path(data_dir), "a", encoding="utf-8") as fh:
+    fd = open_private(path(data_dir), os.O_WRONLY | os.O_APPEND)  # full numbers and bodies: 0600
+    with open(fd, "a", encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             fh.write(line)
@@ -98,6 +100,6 @@ def _read(batch: Path) -> list[dict[str, Any]]:
 
 def _keep(batch: Path, rest: list[dict[str, Any]]) -> None:
     tmp = batch.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in rest),
-                   encoding="utf-8")
+    with open(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "w", encoding="utf-8") as fh:
+        fh.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in rest))
     os.replace(tmp, batch)

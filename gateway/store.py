@@ -50,6 +50,9 @@ key                                 type     holds
 {p}notice:{id}:deliveries           hash     number -> message id ("pending:{ts}" while claimed)
 {p}user:{name}                      hash     a dashboard account
 {p}users                            set      account names
+{p}known:{name}:{address}           string   an address the account logged in from (TTL 30 days)
+{p}device:{token}                   string   a browser's login token -> account name (TTL 30 days)
+{p}session:{id}                     string   a dashboard session's account (TTL 12 hours, never extended)
 {p}call:{sid}                       hash     voice call state between webhook steps
 {p}sim:{e164}                       list     the phone simulator's texts to and from a number (TTL)
 ==================================  =======  ==================================================
@@ -219,6 +222,15 @@ class Keys:
     @property
     def users(self) -> str:
         return f"{self.prefix}users"
+
+    def session(self, sid: str) -> str:
+        return f"{self.prefix}session:{sid}"
+
+    def known_address(self, name: str, address: str) -> str:
+        return f"{self.prefix}known:{name}:{address}"
+
+    def device(self, token: str) -> str:
+        return f"{self.prefix}device:{token}"
 
     def call(self, sid: str) -> str:
         return f"{self.prefix}call:{sid}"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from jinja2.sandbox import SandboxedEnvironment
 
 from gateway.settings import Settings
 
@@ -62,14 +64,46 @@ def segments(text: str) -> int:
     return -(-units // multi)
 
 
+@lru_cache(maxsize=64)
+def _folders(parent: str, stamp: int) -> dict[str, str]:
+    """The sub-folders of `parent`, as listed (`stamp`: the folder's mtime, so a new one shows)."""
+    found: dict[str, str] = {}
+    try:
+        with os.scandir(parent) as entries:
+            for entry in entries:
+                if not entry.name.startswith(".") and entry.is_dir():
+                    found[entry.name] = entry.name
+    except OSError:
+        pass
+    return found
+
+
+def village_folder(parent: Path, village: str) -> str | None:
+    """The folder of `parent` (e.g. templates/villages) kept for `village`, if there is one.
+
+    A village's name comes from the ledger, so it never becomes part of a path: it is only
+    compared with the names the folder lists, and the listed name is what is used. A name like
+    `/tmp/x`, `../..` or `a/b` matches no entry and gets the hotline-wide files."""
+    if not village:
+        return None
+    try:
+        stamp = os.stat(parent).st_mtime_ns
+    except OSError:
+        return None
+    return _folders(str(parent), stamp).get(village)
+
+
 @lru_cache(maxsize=16)
-def _environment(root: str, village: str) -> Environment:
+def _environment(root: str, folder: str) -> Environment:
+    """Templates under `root`, a village's own first (`folder`: as listed by village_folder)."""
     base = Path(root)
     loaders = []
-    if village:
-        loaders.append(FileSystemLoader(str(base / "villages" / village)))
+    if folder:
+        loaders.append(FileSystemLoader(str(base / "villages" / folder)))
     loaders.append(FileSystemLoader(str(base)))
-    return Environment(
+    # Sandboxed: a template (a village's own, written by whoever keeps the folder) reaches no
+    # Python internals, whatever it asks for.
+    return SandboxedEnvironment(
         loader=ChoiceLoader(loaders), undefined=StrictUndefined, keep_trailing_newline=False,
         autoescape=False, trim_blocks=True, lstrip_blocks=True,
     )
@@ -95,7 +129,8 @@ def render(settings: Settings, kind: str, name: str, *, language: str | None = N
     Falls back to the default language when a translation is missing, so an
     unfinished translation never silences a message.
     """
-    env = _environment(str(settings.templates_dir), village)
+    root = settings.templates_dir
+    env = _environment(str(root), village_folder(root / "villages", village) or "")
     lang = language if language in ("zh", "en") else settings.language
     for candidate in dict.fromkeys((lang, settings.language, "zh")):
         try:

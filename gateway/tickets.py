@@ -297,12 +297,21 @@ def may_handle(hl: Hotline, person: Person, ticket: Ticket) -> bool:
     """Whether this person may take, assign or close the ticket."""
     if hl.r.zscore(KEYS.offered(ticket.code), person.phone) is not None:
         return True
-    if person.role == "duty":
-        return True
     if ticket.is_triage:
-        return False
+        return person.role == "duty"  # unknown callers: the duty lists (triage) sort them out
+    if person.role == "duty":
+        # A township's duty officer: that town's tickets only (the village's, for a duty row
+        # written with a village and no town), never another town's caller and address.
+        if person.town:
+            return person.town == (ticket.town or _town_of(hl, ticket.village_id))
+        return bool(person.village_id) and person.village_id == ticket.village_id
     return person.village_id == ticket.village_id and (
         person.can_lead or (person.in_team and person.grid == ticket.grid))
+
+
+def _town_of(hl: Hotline, village_id: str) -> str:
+    """The town of a village (tickets made before they kept their town)."""
+    return str(hl.r.hget(KEYS.village(village_id), "town") or "") if village_id else ""
 
 
 def take(hl: Hotline, code: str, taker: str, by: str | None = None) -> Ticket:

@@ -83,6 +83,7 @@ def browser() -> Iterator[Any]:
                  "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--window-size=1280,1000", f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports land there
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.set_page_load_timeout(WAIT)
     try:
@@ -168,3 +169,46 @@ def test_a_newcomer_calls_sees_the_ticket_takes_it_by_text_and_prints_a_notice(
     b.get(link.get_attribute("href"))
     until(b, text_shown(b, "body", "打疫苗"), "the print page with the notice")
     assert "/broadcast.html" in b.current_url
+
+
+def test_every_page_works_under_its_content_security_policy_and_none_can_be_framed(
+        server: str, browser: Any) -> None:
+    """Issue 18.10: CSP and X-Frame-Options on pages; the dashboard breaks nowhere under them."""
+    from selenium.webdriver.common.by import By
+
+    b = browser
+    with urllib.request.urlopen(f"{server}/login", timeout=10) as answer:
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
+    b.get(f"{server}/login")
+    b.find_element(By.NAME, "name").send_keys("admin")
+    b.find_element(By.NAME, "password").send_keys(PASSWORD)
+    b.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    until(b, text_shown(b, "h1", "求助工单"), "the board after login")
+    b.get_log("browser")  # what came before is not under test
+    for path in ("/board", "/ledger", "/notices", "/report", "/users", "/simulator"):
+        b.get(server + path)
+        until(b, lambda d: d.execute_script("return document.readyState") == "complete", path)
+    # the board's own script still refreshes it, the report's print button still prints
+    b.get(f"{server}/report")
+    b.execute_script("window.printed = false; window.print = function () { window.printed = true; };")
+    b.find_element(By.CSS_SELECTOR, "[data-print]").click()
+    until(b, lambda d: d.execute_script("return window.printed"), "the print button prints")
+    # the loudspeaker print page: its own <style> and print button are allowed
+    b.get(f"{server}/notices")
+    from selenium.webdriver.support.ui import Select
+    Select(b.find_element(By.NAME, "village")).select_by_visible_text("联合村")
+    b.find_element(By.NAME, "body").send_keys("明天开会。")
+    b.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+    link = until(b, lambda d: d.find_element(By.ID, "print-link"), "the notice page")
+    b.get(link.get_attribute("href"))
+    until(b, text_shown(b, "body", "明天开会"), "the print page")
+    size = b.execute_script("return getComputedStyle(document.querySelector('p')).fontSize")
+    assert float(size.rstrip("px")) >= 28, size  # its inline <style> applied
+    b.execute_script("window.printed = false; window.print = function () { window.printed = true; };")
+    b.find_element(By.CSS_SELECTOR, "button.print").click()
+    until(b, lambda d: d.execute_script("return window.printed"), "the print page's button")
+    refused = [e["message"] for e in b.get_log("browser")
+               if "Content Security Policy" in e["message"] or e["level"] == "SEVERE"]
+    assert refused == []

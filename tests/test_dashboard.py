@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from flask.testing import FlaskClient
 from gateway import accounts, messages, notices, registry, tickets
 from gateway.app import create_app
 from gateway.context import Hotline
+from gateway.store import KEYS
+from gateway.web.sim_driver import Driver
 from tests.conftest import (
     HEAD,
     RESIDENT,
@@ -565,6 +568,28 @@ def test_a_head_simulates_only_people_of_their_village(people: Hotline) -> None:
     assert client.get(f"/simulator/inbox?phone={BATEER}").status_code == 404
 
 
+def test_a_head_cannot_simulate_or_read_a_number_outside_their_ledger(people: Hotline) -> None:
+    """Issue 18.1: a stranger's (or a contact person's) number is not the head's to be: its texts
+    make admin-only triage tickets and STOP would opt the number out."""
+    post_twilio_sms = Driver(create_app(people.settings, url=people.url), people.settings,
+                             "+864828000000")
+    post_twilio_sms.sms(STRANGER, "我家停电了")  # a triage ticket, and its reply in the outbox
+    post_twilio_sms.sms("+8613900000102", "1")  # 李红, a contact person, not in the ledger
+    before = len(tickets.list_tickets(people))
+    app = create_app(people.settings.with_overrides(simulator=True), url=people.url)
+    client = app.test_client()
+    login(client, "zhang")
+    assert "其他号码" not in text_of(client.get("/simulator"))
+    for number in (STRANGER, "+8613900000102", "13700001111"):
+        assert client.get(f"/simulator/inbox?phone={number}").status_code == 404
+        assert sim_post(client, "/simulator/sms", {"from": number, "body": "STOP"}).status_code == 404
+        assert sim_post(client, "/simulator/call", {"from": number}).status_code == 404
+    assert len(tickets.list_tickets(people)) == before
+    assert not people.r.exists(KEYS.sim(STRANGER)) and not people.r.scard(KEYS.optout)
+    # their own people still work
+    assert client.get(f"/simulator/inbox?phone={RESIDENT}").status_code == 200
+
+
 def test_when_the_store_is_away_people_get_a_plain_try_again_page(hl: Hotline) -> None:
     app = create_app(hl.settings.with_overrides(redis_url="redis://127.0.0.1:1"),
                      url="redis://127.0.0.1:1")
@@ -572,5 +597,5 @@ def test_when_the_store_is_away_people_get_a_plain_try_again_page(hl: Hotline) -
     refused = login(client, "admin")
     assert refused.status_code == 503 and "暂时连不上数据库" in text_of(refused)
     with client.session_transaction() as session:
-        session["user"] = "admin"
+        session.update(user="admin", sid="s" * 43, since=time.time())
     assert client.get("/board").status_code == 503

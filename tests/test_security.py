@@ -32,15 +32,16 @@ def test_no_log_line_carries_a_number_in_full(client: FlaskClient, sample: Hotli
     caplog.set_level(logging.DEBUG)
     SimCall(FlaskTransport(client), RESIDENT, PUBLIC_URL, AUTH_TOKEN).ring().press("1").press("1")
     SimCall(FlaskTransport(client), STRANGER, PUBLIC_URL, AUTH_TOKEN).ring().press("9")
-    for sid, sender, body in [("SM1", RESIDENT, "我要降压药 电话13900000001"),
-                              ("SM2", VOLUNTEER, "接"), ("SM3", VOLUNTEER2, "接 1001"),
-                              ("SM4", VOLUNTEER, "完成 1001"), ("SM5", STRANGER, "STOP")]:
-        post_twilio(client, "/twilio/sms", {"MessageSid": sid, "From": sender, "Body": body})
+    for n, sender, body in [(1, RESIDENT, "我要降压药 电话13900000001"),
+                              (2, VOLUNTEER, "接"), (3, VOLUNTEER2, "接 1001"),
+                              (4, VOLUNTEER, "完成 1001"), (5, STRANGER, "STOP")]:
+        post_twilio(client, "/twilio/sms", {"MessageSid": f"SM{n:032x}", "From": sender,
+                                            "Body": body})
     village = registry.find_village(sample.r, "联合村")
     assert village is not None
     notices.create(sample, village.id, "明天接种疫苗，电话13800000001。", audience="all")
     drain(sample)
-    post_twilio(client, "/twilio/sms", {"MessageSid": "SM6", "From": "not a number", "Body": "x"})
+    post_twilio(client, "/twilio/sms", {"MessageSid": f"SM{6:032x}", "From": "not a number", "Body": "x"})
     lines = [r.getMessage() for r in caplog.records]  # as the handlers wrote them
     assert len(lines) > 20, "the flow should have logged something to check"
     leaks = [line for line in lines if DIGITS.search(str(line))]

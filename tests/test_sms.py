@@ -497,12 +497,12 @@ def test_the_sim_channel_queues_the_stop_confirmation_as_the_one_text_still_sent
 
 def test_the_same_message_sid_twice_changes_nothing_the_second_time(sample: Hotline,
                                                                     client: FlaskClient) -> None:
-    first = text(client, RESIDENT, "需要降压药", sid="SM0123")
-    again = text(client, RESIDENT, "需要降压药", sid="SM0123")
+    first = text(client, RESIDENT, "需要降压药", sid="SM" + "0123" * 8)
+    again = text(client, RESIDENT, "需要降压药", sid="SM" + "0123" * 8)
     assert first is not None and again is None
     assert len(tickets.list_tickets(sample)) == 1
     inbound = [m for m in messages.list_messages(sample) if m.direction == "in"]
-    assert len(inbound) == 1 and inbound[0].provider_id == "SM0123"
+    assert len(inbound) == 1 and inbound[0].provider_id == "SM" + "0123" * 8
 
 
 def test_a_failed_handling_unmarks_the_sid_so_twilios_retry_is_handled(
@@ -516,9 +516,9 @@ def test_a_failed_handling_unmarks_the_sid_so_twilios_retry_is_handled(
 
     monkeypatch.setattr(conversation, "_say", broken)
     with pytest.raises(ConnectionError):
-        text(client, RESIDENT, "需要降压药", sid="SM0456")
+        text(client, RESIDENT, "需要降压药", sid="SM" + "0456" * 8)
     monkeypatch.setattr(conversation, "_say", real)
-    reply = text(client, RESIDENT, "需要降压药", sid="SM0456")
+    reply = text(client, RESIDENT, "需要降压药", sid="SM" + "0456" * 8)
     ticket = only_ticket(sample)
     assert reply is not None and f"#{ticket.code}" in reply
     assert ticket.text == "需要降压药"  # the retry found the ticket, and added nothing twice
@@ -647,11 +647,11 @@ def test_a_missing_or_unusable_sender_opens_nothing(sample: Hotline, client: Fla
 
 def test_an_unsigned_text_is_refused_and_changes_nothing(sample: Hotline,
                                                         client: FlaskClient) -> None:
-    params = {"MessageSid": "SM1", "From": RESIDENT, "Body": "需要降压药"}
+    params = {"MessageSid": "SM" + "1" * 32, "From": RESIDENT, "Body": "需要降压药"}
     assert post_twilio(client, "/twilio/sms", params, signature="bad").status_code == 403
     assert post_twilio(client, "/twilio/sms", params, token="wrong-token").status_code == 403
     assert tickets.list_tickets(sample) == [] and messages.list_messages(sample) == []
-    assert text(client, RESIDENT, "需要降压药", sid="SM1") is not None  # the sid was not burnt
+    assert text(client, RESIDENT, "需要降压药", sid="SM" + "1" * 32) is not None  # the sid was not burnt
 
 
 def test_a_duty_officers_notice_goes_to_every_village_of_the_town(client: FlaskClient,

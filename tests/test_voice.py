@@ -231,14 +231,15 @@ def test_a_request_without_from_gets_an_apology_and_the_menu(sample: Hotline,
     assert call.said.startswith("请在嘀声后说出您的姓名、住址和电话")  # no number to call back
 
 
+CA1, CA2 = "CA" + "1" * 32, "CA" + "2" * 32
+
+
 @pytest.mark.parametrize(("path", "params"), [
-    ("/twilio/voice/menu?step=1", {"CallSid": "not a sid!", "Digits": "1"}),
-    ("/twilio/voice/menu?step=1", {"Digits": "1"}),
-    ("/twilio/voice/menu?step=abc", {"CallSid": "CA1", "Digits": "1"}),
-    ("/twilio/voice/nowhere?step=1", {"CallSid": "CA1", "Digits": "1"}),
-    ("/twilio/voice/voicemail?step=99999999", {"CallSid": "CA1", "RecordingUrl": "x" * 9000}),
-    ("/twilio/voice", {"CallSid": "CA2", "From": "+86" + "9" * 5000}),
-    ("/twilio/voice/recording", {"CallSid": "CA1", "RecordingUrl": "javascript:alert(1)"}),
+    ("/twilio/voice/menu?step=abc", {"CallSid": CA1, "Digits": "1"}),
+    ("/twilio/voice/nowhere?step=1", {"CallSid": CA1, "Digits": "1"}),
+    ("/twilio/voice/voicemail?step=99999999", {"CallSid": CA1, "RecordingUrl": "x" * 9000}),
+    ("/twilio/voice", {"CallSid": CA2, "From": "+86" + "9" * 5000}),
+    ("/twilio/voice/recording", {"CallSid": CA1, "RecordingUrl": "javascript:alert(1)"}),
 ])
 def test_garbage_parameters_never_give_a_server_error(sample: Hotline, phone: Phone, path: str,
                                                       params: dict[str, str]) -> None:
@@ -246,6 +247,22 @@ def test_garbage_parameters_never_give_a_server_error(sample: Hotline, phone: Ph
     assert status == 200
     assert body.startswith("<?xml") or body == "<Response/>"
     assert all_tickets(sample) == []
+
+
+@pytest.mark.parametrize(("path", "params"), [
+    ("/twilio/voice/menu?step=1", {"CallSid": "not a sid!", "Digits": "1"}),
+    ("/twilio/voice/menu?step=1", {"Digits": "1"}),
+    ("/twilio/voice", {"CallSid": "CA1", "From": RESIDENT}),
+    ("/twilio/voice", {"CallSid": "CA" + "A" * 32, "From": RESIDENT}),
+    ("/twilio/voice", {"CallSid": CA1 + "From+8613900000001", "From": RESIDENT}),
+    ("/twilio/voice/recording", {"CallSid": "SM" + "1" * 32, "RecordingUrl": "https://x/y"}),
+])
+def test_a_call_id_not_of_twilios_shape_is_refused_and_changes_nothing(
+        sample: Hotline, phone: Phone, path: str, params: dict[str, str]) -> None:
+    """Issue 18.7: CA and 32 hex digits, or a clear 400."""
+    status, body = phone().post(path, params)
+    assert status == 400 and "CallSid" in body
+    assert all_tickets(sample) == [] and not list(sample.r.scan_iter("hl:call:*"))
 
 
 def test_a_stray_step_hears_the_last_answer_again_and_changes_nothing(sample: Hotline,

@@ -7,10 +7,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from gateway.broadcast.script import Script
 from gateway.settings import Settings
+from gateway.texts import village_folder
 
 # Named explicitly: letting fontconfig choose among a CJK family's many faces is slow (about
 # 24 s a page with fonts-noto-cjk, against 1.5 s for this one) and may pick a face without
@@ -31,13 +33,14 @@ def _keep_numbers_whole(paragraph: str) -> Markup:
 
 
 @lru_cache(maxsize=16)
-def _environment(root: str, village: str) -> Environment:
+def _environment(root: str, folder: str) -> Environment:
+    """`folder`: the village's own folder as village_folder listed it (never the ledger's name)."""
     base = Path(root)
-    loaders = [FileSystemLoader(str(base / "villages" / village))] if village else []
+    loaders = [FileSystemLoader(str(base / "villages" / folder))] if folder else []
     loaders.append(FileSystemLoader(str(base)))
-    return Environment(loader=ChoiceLoader(loaders), undefined=StrictUndefined,
-                       autoescape=select_autoescape(["html"]), trim_blocks=True,
-                       lstrip_blocks=True)
+    return SandboxedEnvironment(loader=ChoiceLoader(loaders), undefined=StrictUndefined,
+                               autoescape=select_autoescape(["html"]), trim_blocks=True,
+                               lstrip_blocks=True)
 
 
 def render(settings: Settings, script: Script, *, paper: str | None = None,
@@ -47,7 +50,8 @@ def render(settings: Settings, script: Script, *, paper: str | None = None,
     if paper is not None and paper not in PAPERS:
         raise ValueError(f"paper must be one of {', '.join(PAPERS)}")
     family = f'"{CJK_FONT}"' if for_pdf else ", ".join((f'"{CJK_FONT}"', *BROWSER_FALLBACKS))
-    env = _environment(str(settings.templates_dir), script.village)
+    root = settings.templates_dir
+    env = _environment(str(root), village_folder(root / "villages", script.village) or "")
     template = env.get_template(f"broadcast/{script.language}/page.html")
     context = script.context() | {
         "paragraphs": [_keep_numbers_whole(p) for p in script.paragraphs]}

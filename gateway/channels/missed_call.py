@@ -18,6 +18,7 @@ from pathlib import Path
 from gateway import messages, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask, try_normalise
+from gateway.private import open_private, private_dir
 from gateway.store import KEYS
 from gateway.tickets import Ticket
 
@@ -60,9 +61,10 @@ def _text_code(hl: Hotline, ticket: Ticket) -> None:
 
 def keep_for_later(data_dir: Path, number: str) -> None:
     """Redis is away: write the ring down (fsynced) for `replay_pending` to handle later."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     line = json.dumps({"number": number[:40], "at": time.time()}) + "\n"
-    with open(data_dir / PENDING, "a", encoding="utf-8") as fh:
+    with open(open_private(data_dir / PENDING, os.O_WRONLY | os.O_APPEND), "a",
+              encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         fh.write(line)
         fh.flush()

@@ -25,7 +25,9 @@ def import_command(file: Path) -> None:
         sys.exit(2)
     hl = hotline()
     try:
-        report = import_file(hl.r, file, settings().default_region)
+        s = settings()
+        report = import_file(hl.r, file, s.default_region, max_rows=s.import_max_rows,
+                             max_cell=s.import_max_cell)
     except RegistryFileError as exc:
         click.echo(f"hotline: {file}: {exc}; nothing imported", err=True)
         sys.exit(1)

@@ -15,6 +15,7 @@ import click
 
 from gateway.cli.common import hotline, settings
 from gateway.embedded import EmbeddedRedis, EmbeddedRedisError
+from gateway.private import UMASK
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def load_sample_registry_if_empty() -> str | None:
 @click.option("--port", default=5000, show_default=True, type=int)
 def run(host: str, port: int) -> None:
     """Web app, worker and scheduler together, on the embedded Redis unless REDIS_URL is set."""
+    os.umask(UMASK)  # what it and its children write (var/: Redis's files, the spool) is private
     s = settings()
     server: EmbeddedRedis | None = None
     env = dict(os.environ)

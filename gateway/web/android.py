@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from redis.exceptions import RedisError
 
+from gateway import jsonsafe
 from gateway.channels.android import events
 from gateway.context import Hotline
 
@@ -30,9 +30,10 @@ def webhook() -> ResponseReturnValue:
                          request.headers.get("X-Signature", "")):
         return jsonify(error="bad signature"), 403
     try:
-        event = json.loads(body)
-    except ValueError:
-        return jsonify(error="the body is not JSON"), 400
+        event = jsonsafe.loads(body)
+    except jsonsafe.BadJSON as exc:
+        return jsonify(error=f"the body is {exc}" if str(exc) == "not JSON"
+                       else f"the body's JSON is {exc}"), 400
     if not isinstance(event, dict):
         return jsonify(error="the body is not a JSON object"), 400
     try:

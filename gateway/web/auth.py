@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -41,6 +43,7 @@ from gateway import accounts, clock, registry, tickets
 from gateway.accounts import User
 from gateway.context import Hotline
 from gateway.phones import mask, spoken_digits
+from gateway.store import KEYS
 from gateway.texts import labels
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,7 @@ PUBLIC_PREFIXES = ("/static/", "/twilio/", "/android/", "/audio/")
 # Signed by the provider, not by a form: no CSRF token there.
 WEBHOOK_PREFIXES = ("/twilio/", "/android/")
 SESSION_HOURS = 12
+DEVICE_COOKIE = "hotline_device"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -93,21 +97,34 @@ def _stamp(hl: Hotline, name: str) -> str | None:
 
 
 def log_in(account: User) -> None:
+    """A new session, recorded in Redis for SESSION_HOURS from now (never extended by use):
+    the cookie only names it, so logout or the time limit ends it for every copy of the cookie."""
     session.clear()  # a fresh session: no fixation of a session made before login
+    sid = secrets.token_urlsafe(32)
+    hotline().r.set(KEYS.session(sid), account.name, ex=SESSION_HOURS * 3600)
     session.permanent = True
     session["user"] = account.name
+    session["sid"] = sid
+    session["since"] = clock.timestamp()
     session["stamp"] = _stamp(hotline(), account.name)
 
 
 def log_out() -> None:
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        hotline().r.delete(KEYS.session(sid))
     session.clear()
 
 
 def _logged_in() -> User | None:
-    name = session.get("user")
-    if not isinstance(name, str):
+    name, sid, since = session.get("user"), session.get("sid"), session.get("since")
+    if not isinstance(name, str) or not isinstance(sid, str) or len(sid) > 64:
+        return None
+    if not isinstance(since, (int, float)) or clock.timestamp() - since > SESSION_HOURS * 3600:
         return None
     hl = hotline()
+    if hl.r.get(KEYS.session(sid)) != name:  # logged out, or past its 12 hours
+        return None
     if session.get("stamp") != _stamp(hl, name):
         return None
     return accounts.get(hl, name)
@@ -153,10 +170,19 @@ def login() -> ResponseReturnValue:
         name = request.form.get("name", "")[:60]
         password = request.form.get("password", "")[:200]
         # remote_addr is the real client behind nginx (ProxyFix, HOTLINE_TRUSTED_PROXIES).
-        account = accounts.authenticate(hotline(), name, password, request.remote_addr or "")
+        device = request.cookies.get(DEVICE_COOKIE, "")
+        account = accounts.authenticate(hotline(), name, password, request.remote_addr or "",
+                                        device=device)
         if account is not None:
             log_in(account)
-            return redirect(safe_next(request.form.get("next")))
+            response = redirect(safe_next(request.form.get("next")))
+            # This browser is the owner's: it gets past the ceiling that guessing from many
+            # addresses puts on the account (accounts.authenticate).
+            response.set_cookie(DEVICE_COOKIE, accounts.new_device(hotline(), account.name),
+                                max_age=accounts.DEVICE_DAYS * 86400, httponly=True,
+                                samesite="Lax", path="/login",
+                                secure=hotline().settings.public_url.startswith("https:"))
+            return response
         flash(words()["login"]["failed"], "error")
         return render_template("login.html", next=request.form.get("next", ""), name=name), 401
     return render_template("login.html", next=request.args.get("next", ""), name="")
@@ -171,6 +197,34 @@ def logout() -> ResponseReturnValue:
 @bp.get("/")
 def home() -> ResponseReturnValue:
     return redirect(url_for("dashboard.board"))
+
+
+# --- headers on every answer ----------------------------------------------------------------
+
+# Pages load only this site's scripts, styles and images; no page may be framed (clickjacking).
+# Recordings play from the provider (https:). A view may set its own policy (the loudspeaker
+# print page is one self-contained file with its own <style> and print button).
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "media-src 'self' https:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "form-action 'self'; frame-ancestors 'none'")
+# The print page: its inline <style>, and its one handler (onclick="window.print()") by hash.
+PRINT_PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+                  "font-src 'self'; script-src 'unsafe-hashes' "
+                  "'sha256-MguIPR6qNR8D3B+eAlK+bIRTZe8t3wkOY4B/56Me9FU='; "
+                  "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
+
+
+@bp.after_app_request
+def _headers(response: Response) -> Response:
+    if request.path.startswith(WEBHOOK_PREFIXES):
+        return response  # providers read XML and JSON; nothing is rendered there
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    frames = "SAMEORIGIN" if "frame-ancestors 'self'" in response.headers[
+        "Content-Security-Policy"] else "DENY"
+    response.headers.setdefault("X-Frame-Options", frames)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response
 
 
 # --- what every page can use ----------------------------------------------------------------

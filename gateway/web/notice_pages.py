@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from gateway import messages, notices
 from gateway.notices import Notice, NoticeError
-from gateway.web.auth import bp, chosen_village, hotline, say, user, villages_for
+from gateway.web.auth import PRINT_PAGE_CSP, bp, chosen_village, hotline, say, user, villages_for
 from gateway.web.broadcast_files import FORMATS, BroadcastUnavailable, render_broadcast
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,8 @@ def notice_broadcast(nid: str, fmt: str) -> ResponseReturnValue:
         say("broadcast_unavailable", "error", fmt=fmt.upper())
         return redirect(url_for("dashboard.notice", nid=found.id))
     response = Response(data, mimetype=mimetype)
+    if fmt == "html":
+        response.headers["Content-Security-Policy"] = PRINT_PAGE_CSP
     if fmt in ("pdf", "wav") and request.args.get("download"):
         response.headers["Content-Disposition"] = f"attachment; filename=notice-{found.id}.{fmt}"
     return response

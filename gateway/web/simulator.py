@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from gateway import clock, messages, registry
+from gateway import clock, jsonsafe, messages, registry
 from gateway.phones import try_normalise
 from gateway.registry import Person
 from gateway.store import KEYS
@@ -61,18 +61,30 @@ def _people() -> list[Person]:
 
 
 def _phone(raw: object) -> str:
-    """A number the account may use: anyone it sees, or a number nobody registered (a stranger)."""
+    """A number the account may use: anyone it sees (an admin: any number, a stranger too).
+
+    A head or leader may be only the people of their own village: not a stranger (a stranger's
+    texts make triage tickets, which only an admin sees, and may opt a number out), not a contact
+    person or anyone else outside the ledger they see. The same 404 whoever the number is."""
     phone = try_normalise(str(raw or "")[:40], hotline().settings.default_region)
     if phone is None:
         abort(400, description="phone")
-    person = registry.person(hotline().r, phone)
-    if person is not None and not user().is_admin and person.village_id != user().village_id:
+    if not user().is_admin and phone not in {p.phone for p in _people()}:
         abort(404)
     return phone
 
 
 def _json() -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    """The request's JSON object ({} for none); 400 for JSON nested too deep or holding half
+    a character (a lone surrogate no record or Redis key can store)."""
+    if not request.is_json:
+        return {}
+    try:
+        data = jsonsafe.loads(request.get_data(cache=True), whole_characters=True)
+    except jsonsafe.BadJSON as exc:
+        if str(exc) == "not JSON":
+            return {}
+        abort(400, description=str(exc))
     return data if isinstance(data, dict) else {}
 
 
