@@ -167,9 +167,10 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
             _accepted(hl, message, channel, receipt, gate)
             return "found"
         paced = hl.settings.sms_rate > 0 and name not in UNPACED
+        sender, turn = name, 0.0
         if paced:
             sender = str(getattr(channel, "sender", "") or name)
-            slot = pacing.reserve(hl, sender) if slot is None else slot
+            turn = pacing.reserve(hl, sender) if slot is None else slot
         # The attempt is on the record before the provider hears of it.
         messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
                         attempted_at=str(time.time()))
@@ -177,11 +178,11 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
             # The turn is claimed last, with nothing between it and the request: a worker that
             # stalls after claiming sends late, and the sender's next text, on time, would land
             # closer than one interval to it at the provider.
-            while (wait := pacing.claim(hl, sender, slot)) > 0:
+            while (wait := pacing.claim(hl, sender, turn)) > 0:
                 if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
                     # Not attempted after all: the record says so before the job is queued.
                     messages.update(hl, mid, status=message.status, attempts=message.attempts)
-                    enqueue_send(hl, mid, slot=slot, at=pacing.server_now(hl) + wait)
+                    enqueue_send(hl, mid, slot=turn, at=pacing.server_now(hl) + wait)
                     return "paced"
                 time.sleep(wait)
         receipt = channel.send(message)
