@@ -202,11 +202,7 @@ def _resident(hl: Hotline, phone: str, person: Person | None, cmd: Command) -> s
         # A bare menu digit adds its category's name; a bare 9 ("text follows") adds nothing.
         addition = cmd.text or (_say_label(hl, person, cmd.category) if cmd.digit != "9" else "")
         if addition and addition not in current.text.split("\n"):
-            current = tickets.add_text(hl, current.code, phone, addition)
-            if current.accepted_by:  # whoever is on the way should know
-                lines = len(current.text.split("\n"))
-                hl.enqueue("workers.followups.added", current.code, addition,
-                           job_id=f"added-{current.code}-{lines}")
+            current = tickets.add_text(hl, current.code, phone, addition)  # the taker is told
         return _say(hl, "appended", person, ticket=current)
     ticket = tickets.open_ticket(hl, phone, cmd.category, "sms", text=cmd.text, person=person)
     return _say(hl, "opened", person, ticket=ticket, known=person is not None,
@@ -305,14 +301,7 @@ def _take(hl: Hotline, person: Person, code: str) -> str:
         ticket = tickets.take(hl, found.code, person.phone)
     except TicketError as exc:
         return _refusal(hl, person, exc, code)
-    hl.enqueue("workers.followups.taken", ticket.code, person.phone,
-               job_id=_job_id("taken", ticket))
     return _say(hl, "taken", person, ticket=ticket, **_about_caller(hl, ticket))
-
-
-def _job_id(what: str, ticket: Ticket) -> str:
-    """One follow-up job per take (a re-take or reassignment is a new one)."""
-    return f"{what}-{ticket.code}-{int((ticket.accepted_at or 0) * 1000)}"
 
 
 def _about_caller(hl: Hotline, ticket: Ticket) -> dict[str, str]:
@@ -332,7 +321,6 @@ def _done(hl: Hotline, person: Person, code: str) -> str:
         closed = tickets.close(hl, code, person.phone, leader=person.can_lead and allowed)
     except TicketError as exc:
         return _refusal(hl, person, exc, code)
-    hl.enqueue("workers.followups.done", closed.code, person.phone, job_id=f"done-{closed.code}")
     return _say(hl, "done", person, ticket=closed)
 
 
@@ -372,8 +360,6 @@ def _assign(hl: Hotline, person: Person, cmd: Command) -> str:
         ticket = tickets.assign(hl, found.code, member.phone, person.phone)
     except TicketError as exc:
         return _refusal(hl, person, exc, cmd.code)
-    hl.enqueue("workers.followups.taken", ticket.code, member.phone, person.phone,
-               found.accepted_by, job_id=_job_id("taken", ticket))
     return _say(hl, "assigned", person, ticket=ticket, member_name=member.name,
                 member_number=dial(member.phone, hl.settings.default_region))
 

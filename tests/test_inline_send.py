@@ -18,6 +18,7 @@ from rq.job import Job, JobStatus
 from gateway import messages, pacing, tickets
 from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
+from gateway.jobs import job_alive, move_due_jobs
 from gateway.settings import Settings
 from gateway.store import KEYS
 from tests.conftest import (
@@ -35,7 +36,6 @@ from tests.conftest import (
 from tests.fake_twilio import FROM_NUMBER, FakeTwilio, wait_until
 from workers import sweeper
 from workers.messages import Gate, current_job_of, enqueue_send
-from workers.service import job_alive, move_due_jobs
 
 TEAM = [LEADER, GRID_WORKER, VOLUNTEER, VOLUNTEER2]
 

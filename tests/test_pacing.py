@@ -11,6 +11,7 @@ from rq.job import Job
 from gateway import messages, pacing
 from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
+from gateway.jobs import move_due_jobs
 from gateway.settings import Settings
 from gateway.store import KEYS
 from tests.conftest import VOLUNTEER, drain, twilio_settings
@@ -23,7 +24,6 @@ from tests.fake_twilio import (
     wait_until,
 )
 from workers.messages import send_message
-from workers.service import move_due_jobs
 
 
 @pytest.fixture
