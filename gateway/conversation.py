@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-import phonenumbers
 from redis.exceptions import LockError
 
 from gateway import clock, messages, notices, registry, sms_grammar, texts, tickets
 from gateway.context import Hotline
-from gateway.phones import mask, try_normalise
+from gateway.phones import dial, mask, try_normalise
 from gateway.registry import Person
 from gateway.sms_grammar import Command
 from gateway.store import FILL_LUA, KEYS, SEEN_TTL
@@ -150,18 +149,6 @@ def queue_reply(hl: Hotline, sender: str, reply: str | None) -> messages.Message
         return None
     phone = try_normalise(sender, hl.settings.default_region) or sender
     return messages.queue_sms(hl, phone, reply, kind=reply_kind(hl, phone))
-
-
-def dial(e164: str, region: str = "CN") -> str:
-    """A number as people at home dial it (13800000003, 04828261234); foreign ones stay E.164."""
-    try:
-        number = phonenumbers.parse(e164)
-    except phonenumbers.NumberParseException:
-        return e164
-    if phonenumbers.region_code_for_number(number) != region:
-        return e164
-    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return "".join(ch for ch in national if ch.isdigit())
 
 
 def _lock_key(phone: str) -> str:
