@@ -13,17 +13,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
-
-from redis.exceptions import LockError
 
 from gateway import clock, messages, notices, registry, sms_grammar, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import dial, mask, try_normalise
 from gateway.registry import Person
 from gateway.sms_grammar import Command
-from gateway.store import FILL_LUA, KEYS, SEEN_TTL
+from gateway.store import FILL_LUA, KEYS, SEEN_TTL, locked
 from gateway.tickets import Ticket, TicketError
 
 log = logging.getLogger(__name__)
@@ -159,16 +157,10 @@ def _lock_key(phone: str) -> str:
 @contextmanager
 def _one_at_a_time(hl: Hotline, phone: str) -> Iterator[None]:
     """Serialise one number's texts, so two arriving together cannot open two tickets."""
-    lock = hl.r.lock(_lock_key(phone), timeout=30, blocking_timeout=5)
-    acquired = bool(lock.acquire())
-    if not acquired:
-        log.warning("sms lock for %s busy for 5 s: handling anyway", mask(phone))
-    try:
+    with locked(hl.r, f"sms:{phone}", ttl=30, wait=5, busy="proceed") as held:
+        if not held:
+            log.warning("sms lock for %s busy for 5 s: handling anyway", mask(phone))
         yield
-    finally:
-        if acquired:
-            with suppress(LockError):  # it expired meanwhile: nothing to release
-                lock.release()
 
 
 def _say(hl: Hotline, name: str, person: Person | None, **context: Any) -> str:

@@ -27,7 +27,7 @@ from gateway import clock, jobs, messages, registry, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask
 from gateway.registry import Person
-from gateway.store import KEYS
+from gateway.store import KEYS, Busy, locked
 from gateway.tickets import Ticket, TicketError
 from workers.messages import send_inline
 from workers.runtime import hotline
@@ -38,22 +38,13 @@ TOP = 2  # the last level: the township duty list
 DEAD = ("failed", "undelivered", "optedout")
 
 
-class TicketBusy(RuntimeError):
-    """Another job holds the ticket; raising makes RQ retry this one shortly."""
+TicketBusy = Busy  # another job holds the ticket: raised, RQ retries this one shortly
 
 
 @contextmanager
 def ticket_lock(hl: Hotline, code: str) -> Iterator[None]:
-    lock = hl.r.lock(KEYS.lock(f"ticket:{code}"), timeout=10, blocking_timeout=5)
-    if not lock.acquire():
-        raise TicketBusy(f"ticket #{code} is busy")
-    try:
+    with locked(hl.r, f"ticket:{code}", ttl=10, wait=5, busy="raise"):
         yield
-    finally:
-        try:
-            lock.release()
-        except Exception:  # expired while we worked: the next job simply goes ahead
-            log.warning("ticket #%s: lock expired before release", code)
 
 
 def recipients(hl: Hotline, ticket: Ticket, level: int) -> list[Person]:
