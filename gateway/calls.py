@@ -24,7 +24,7 @@ from gateway import clock, messages, phones, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask, try_normalise
 from gateway.settings import Settings
-from gateway.store import KEYS, Redis
+from gateway.store import KEYS, Redis, locked
 from ivr.machine import Call, Hangup, Prompt, Step, TicketIntent
 from ivr.twiml import Speaker, Spoken
 
@@ -181,21 +181,39 @@ def call_status(hl: Hotline, form: dict[str, str]) -> None:
         return
     if not caller:
         return  # nobody to call back
-    lock = KEYS.seen("missed-call", caller)
-    if not hl.r.set(lock, sid, nx=True, ex=60):
-        return  # another ring of the same caller is being handled right now
-    try:
+    callback_ticket(hl, caller, sid=sid)
+
+
+def callback_ticket(hl: Hotline, caller: str, *, sid: str = "") -> tuple[str, bool] | None:
+    """The one call-back rule: the caller's open ticket, else a new "please call back" ticket
+    offered to the team, its code texted to a mobile caller; (code, True if new).
+
+    Both lines come here: a ring the modem hung up on (no `sid`: `hotline missed-call`) and a
+    Twilio call that ended unfinished (`sid`). One ring of a caller at a time, whichever line
+    it came in on: a modem ring (its own process) waits its turn; Twilio's callback gives up
+    (None), another ring of the caller being handled right now.
+    """
+    with locked(hl.r, f"missed-call:{caller}", ttl=30, wait=0 if sid else 20,
+                busy="skip" if sid else "raise") as held:
+        if not held:
+            return None
         existing = tickets.open_ticket_of(hl, caller)
         if existing is not None:
-            hl.r.hsetnx(key, "ticket", f"open:{existing.code}")
-            hl.r.expire(key, CALL_TTL)
-            log.info("missed call %s from %s: already has #%s", sid[-6:], mask(caller),
-                     existing.code)
-            return
-        code, _ = open_call_ticket(hl, sid, caller, TicketIntent("callback"))
-        log.info("missed call %s from %s: callback ticket #%s", sid[-6:], mask(caller), code)
-    finally:
-        hl.r.delete(lock)
+            if sid:
+                hl.r.hsetnx(KEYS.call(sid), "ticket", f"open:{existing.code}")
+                hl.r.expire(KEYS.call(sid), CALL_TTL)
+            else:
+                tickets.note(hl, existing.code, caller, "rang", "missed_call")
+            log.info("missed call from %s: already has #%s", mask(caller), existing.code)
+            return existing.code, False
+        if sid:
+            code, _ = open_call_ticket(hl, sid, caller, TicketIntent("callback"))
+        else:
+            ticket = tickets.open_ticket(hl, caller, "callback", "missed_call")
+            _text_code(hl, ticket)
+            code = ticket.code
+    log.info("missed call from %s: callback ticket #%s", mask(caller), code)
+    return code, True
 
 
 def failure(settings: Settings) -> str:

@@ -13,18 +13,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import Any
-
-import phonenumbers
-from redis.exceptions import LockError
 
 from gateway import clock, messages, notices, registry, sms_grammar, texts, tickets
 from gateway.context import Hotline
-from gateway.phones import mask, try_normalise
+from gateway.phones import dial, mask, try_normalise
 from gateway.registry import Person
 from gateway.sms_grammar import Command
-from gateway.store import FILL_LUA, KEYS, SEEN_TTL
+from gateway.store import FILL_LUA, KEYS, SEEN_TTL, locked
 from gateway.tickets import Ticket, TicketError
 
 log = logging.getLogger(__name__)
@@ -152,18 +149,6 @@ def queue_reply(hl: Hotline, sender: str, reply: str | None) -> messages.Message
     return messages.queue_sms(hl, phone, reply, kind=reply_kind(hl, phone))
 
 
-def dial(e164: str, region: str = "CN") -> str:
-    """A number as people at home dial it (13800000003, 04828261234); foreign ones stay E.164."""
-    try:
-        number = phonenumbers.parse(e164)
-    except phonenumbers.NumberParseException:
-        return e164
-    if phonenumbers.region_code_for_number(number) != region:
-        return e164
-    national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return "".join(ch for ch in national if ch.isdigit())
-
-
 def _lock_key(phone: str) -> str:
     """The sender's lock: held while a text of theirs is handled; the intake script checks it."""
     return KEYS.lock(f"sms:{phone}")
@@ -172,16 +157,10 @@ def _lock_key(phone: str) -> str:
 @contextmanager
 def _one_at_a_time(hl: Hotline, phone: str) -> Iterator[None]:
     """Serialise one number's texts, so two arriving together cannot open two tickets."""
-    lock = hl.r.lock(_lock_key(phone), timeout=30, blocking_timeout=5)
-    acquired = bool(lock.acquire())
-    if not acquired:
-        log.warning("sms lock for %s busy for 5 s: handling anyway", mask(phone))
-    try:
+    with locked(hl.r, f"sms:{phone}", ttl=30, wait=5, busy="proceed") as held:
+        if not held:
+            log.warning("sms lock for %s busy for 5 s: handling anyway", mask(phone))
         yield
-    finally:
-        if acquired:
-            with suppress(LockError):  # it expired meanwhile: nothing to release
-                lock.release()
 
 
 def _say(hl: Hotline, name: str, person: Person | None, **context: Any) -> str:
@@ -202,11 +181,7 @@ def _resident(hl: Hotline, phone: str, person: Person | None, cmd: Command) -> s
         # A bare menu digit adds its category's name; a bare 9 ("text follows") adds nothing.
         addition = cmd.text or (_say_label(hl, person, cmd.category) if cmd.digit != "9" else "")
         if addition and addition not in current.text.split("\n"):
-            current = tickets.add_text(hl, current.code, phone, addition)
-            if current.accepted_by:  # whoever is on the way should know
-                lines = len(current.text.split("\n"))
-                hl.enqueue("workers.followups.added", current.code, addition,
-                           job_id=f"added-{current.code}-{lines}")
+            current = tickets.add_text(hl, current.code, phone, addition)  # the taker is told
         return _say(hl, "appended", person, ticket=current)
     ticket = tickets.open_ticket(hl, phone, cmd.category, "sms", text=cmd.text, person=person)
     return _say(hl, "opened", person, ticket=ticket, known=person is not None,
@@ -305,14 +280,7 @@ def _take(hl: Hotline, person: Person, code: str) -> str:
         ticket = tickets.take(hl, found.code, person.phone)
     except TicketError as exc:
         return _refusal(hl, person, exc, code)
-    hl.enqueue("workers.followups.taken", ticket.code, person.phone,
-               job_id=_job_id("taken", ticket))
     return _say(hl, "taken", person, ticket=ticket, **_about_caller(hl, ticket))
-
-
-def _job_id(what: str, ticket: Ticket) -> str:
-    """One follow-up job per take (a re-take or reassignment is a new one)."""
-    return f"{what}-{ticket.code}-{int((ticket.accepted_at or 0) * 1000)}"
 
 
 def _about_caller(hl: Hotline, ticket: Ticket) -> dict[str, str]:
@@ -332,7 +300,6 @@ def _done(hl: Hotline, person: Person, code: str) -> str:
         closed = tickets.close(hl, code, person.phone, leader=person.can_lead and allowed)
     except TicketError as exc:
         return _refusal(hl, person, exc, code)
-    hl.enqueue("workers.followups.done", closed.code, person.phone, job_id=f"done-{closed.code}")
     return _say(hl, "done", person, ticket=closed)
 
 
@@ -372,8 +339,6 @@ def _assign(hl: Hotline, person: Person, cmd: Command) -> str:
         ticket = tickets.assign(hl, found.code, member.phone, person.phone)
     except TicketError as exc:
         return _refusal(hl, person, exc, cmd.code)
-    hl.enqueue("workers.followups.taken", ticket.code, member.phone, person.phone,
-               found.accepted_by, job_id=_job_id("taken", ticket))
     return _say(hl, "assigned", person, ticket=ticket, member_name=member.name,
                 member_number=dial(member.phone, hl.settings.default_region))
 

@@ -21,14 +21,18 @@ class MaskNumbers(logging.Filter):
         return True
 
 
-def setup(level: str | None = None) -> None:
-    """Install the masking filter on every handler of the root logger (idempotent)."""
+def setup(level: str | None = None, *, default: str = "INFO") -> None:
+    """Install the masking filter on every handler of the root logger (idempotent).
+
+    The level is `level` if given, else HOTLINE_LOG_LEVEL (read here only), else `default`:
+    INFO for the services, WARNING for one-shot CLI commands (they speak only when wrong).
+    """
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter(FORMAT))
         root.addHandler(handler)
-    root.setLevel(level or os.environ.get("HOTLINE_LOG_LEVEL", "INFO"))
+    root.setLevel(level or os.environ.get("HOTLINE_LOG_LEVEL") or default)
     for each in root.handlers:
         if not any(isinstance(f, MaskNumbers) for f in each.filters):
             each.addFilter(MaskNumbers())

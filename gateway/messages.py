@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gateway import clock
+from gateway import clock, jobs
 from gateway.context import Hotline
 from gateway.phones import mask
 from gateway.store import FILL_LUA, KEYS
@@ -140,8 +140,7 @@ def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
               "attempts": "0"}
     message = _new(hl, fields | {"job": job} if job else fields)
     if status == "queued" and not job:
-        hl.enqueue("workers.messages.send_message", message.id, job_id=f"send-{message.id}",
-                   delay=delay)
+        jobs.send(hl, message.id, delay=delay)
     log.info("sms %s to %s: %s (%s)", message.id, mask(to), kind, status)
     return message
 
@@ -279,6 +278,5 @@ def record_delivery(hl: Hotline, provider_id: str, status: str, *, error: str = 
         return updated
     log.info("sms %s to %s: provider says %s", message.id, mask(message.to), status)
     if ours in ("undelivered", "failed") and message.kind in OFFERS and message.ticket:
-        hl.enqueue("workers.tickets.offer_next", message.ticket, message.id,
-                   job_id=f"next-{message.ticket}-{message.id}")
+        jobs.offer_next(hl, message.ticket, message.id)
     return updated

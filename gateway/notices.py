@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import clock, messages, registry, texts, tickets
+from gateway import clock, jobs, messages, registry, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask, try_normalise
 from gateway.registry import Person
@@ -282,8 +282,7 @@ def queue_send(hl: Hotline, nid: str, audience: str | None = None) -> None:
         raise NoticeError(f"audience must be one of {', '.join(AUDIENCES)}")
     if audience == "none":
         return
-    suffix = f"-{audience}" if audience else ""
-    hl.enqueue("workers.notices.send_notice", nid, audience, job_id=f"notice-{nid}{suffix}")
+    jobs.notice(hl, nid, audience)
 
 
 def send(hl: Hotline, nid: str, audience: str | None = None) -> int:

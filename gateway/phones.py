@@ -131,3 +131,15 @@ def spoken_digits(e164: str) -> str:
     except NumberParseException:
         return e164
     return phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+
+
+def dial(e164: str, region: str = "CN") -> str:
+    """A number as people at home dial it (13800000003, 04828261234); foreign ones stay E.164."""
+    try:
+        number = phonenumbers.parse(e164)
+    except NumberParseException:
+        return e164
+    if phonenumbers.region_code_for_number(number) != region:
+        return e164
+    national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+    return "".join(ch for ch in national if ch.isdigit())

@@ -34,6 +34,13 @@ def replay_entry(hl: Hotline, kind: str, payload: dict[str, str]) -> None:
             raise
         # The TwiML answer went out long ago ("received"); the real reply goes by SMS.
         conversation.queue_reply(hl, payload.get("From", ""), reply)
+    elif kind == "ring":
+        from gateway.channels.missed_call import NotANumber, missed_call
+
+        try:
+            missed_call(hl, payload.get("From", ""))
+        except NotANumber:
+            log.error("spool: a ring with no number to call back skipped")
     elif kind == "voice":
         # The caller was told they would be called back: a call that did not finish.
         calls.call_status(hl, {**payload, "CallStatus": "completed", "Direction": "inbound"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 
 from gateway.store import KEYS, Redis
@@ -146,7 +145,3 @@ def find_member(r: Redis, village_id: str, who: str, region: str) -> Person | No
         if (phone and p.phone == phone) or p.name == who:
             return p
     return None
-
-
-def person_json(p: Person) -> str:
-    return json.dumps(asdict(p), ensure_ascii=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -186,16 +186,6 @@ class Settings:
         with os.fdopen(fd, "w") as fh:
             fh.write(key)
         return key
-
-    def public_dict(self) -> dict[str, Any]:
-        """Settings safe to show (secrets blanked)."""
-        hidden = {"twilio_auth_token", "secret_key", "admin_password", "android_gateway_password",
-                  "android_gateway_signing_key"}
-        return {
-            f.name: ("***" if f.name in hidden and getattr(self, f.name) else
-                     str(getattr(self, f.name)))
-            for f in fields(self)
-        }
 
 
 def _environ_with_dotenv() -> dict[str, str]:

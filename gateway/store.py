@@ -60,10 +60,14 @@ key                                 type     holds
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis
+from redis.exceptions import LockError
 
 from gateway.settings import Settings
 
@@ -75,6 +79,8 @@ if TYPE_CHECKING:
 else:
     Redis = redis.Redis
     Pipeline = redis.client.Pipeline
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -308,3 +314,32 @@ def first_seen(r: Redis, kind: str, ident: str, ttl: int = SEEN_TTL) -> bool:
 def forget_seen(r: Redis, kind: str, ident: str) -> None:
     """Undo `first_seen` when handling failed, so the provider's retry is handled, not dropped."""
     r.delete(KEYS.seen(kind, ident))
+
+
+class Busy(RuntimeError):
+    """A lock stayed held elsewhere for as long as the caller would wait (policy "raise");
+    raised in a job, RQ's retry comes back for it shortly."""
+
+
+@contextmanager
+def locked(r: Redis, name: str, *, ttl: float, wait: float,
+           busy: Literal["proceed", "skip", "raise"]) -> Iterator[bool]:
+    """Hold the short lock `name` (``{p}lock:{name}``) for at most `ttl` s, waiting up to `wait` s.
+
+    The one lock of the gateway. `busy` says what a caller does when it stays held: "proceed"
+    (carry on without it), "skip" (do nothing: someone else is on it), both yielding False, or
+    "raise" (Busy). Yields True when held; one that expired meanwhile is not released.
+    """
+    lock = r.lock(KEYS.lock(name), timeout=ttl, blocking=wait > 0,
+                  blocking_timeout=wait if wait > 0 else None)
+    held = bool(lock.acquire())
+    if not held and busy == "raise":
+        raise Busy(f"{name} is busy")
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                lock.release()
+            except LockError:  # expired while we worked: whoever came next simply went ahead
+                log.warning("lock %s expired before release", name)

@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
-from gateway import clock, registry
+from gateway import clock, jobs, registry
 from gateway.context import Hotline
 from gateway.phones import mask
 from gateway.registry import Person
@@ -326,13 +326,16 @@ def take(hl: Hotline, code: str, taker: str, by: str | None = None) -> Ticket:
         hl, code, WAITING, lambda t: None, "accepted",
         {"accepted_by": taker, "accepted_at": accepted_at},
         _entry(by or taker, what, mask(taker)), extra)
-    _schedule_reminder(hl, code, accepted_at)
+    _after_take(hl, ticket, accepted_at, by or "", "")
     return ticket
 
 
 def assign(hl: Hotline, code: str, to: str, by: str) -> Ticket:
     """A leader gives the ticket to `to`, taking it from whoever had it."""
+    previous: list[str] = []
+
     def extra(pipe: Pipeline, t: Ticket) -> None:
+        previous[:] = [t.accepted_by or ""]  # as the transaction saw it (a WATCH retry redoes it)
         _clear_offers(pipe, hl.r, code)
         if t.accepted_by:
             pipe.zrem(KEYS.tickets_by_assignee(t.accepted_by), code)
@@ -342,15 +345,16 @@ def assign(hl: Hotline, code: str, to: str, by: str) -> Ticket:
     ticket = _transition(hl, code, OPEN, lambda t: None, "accepted",
                          {"accepted_by": to, "accepted_at": accepted_at},
                          _entry(by, "assigned", mask(to)), extra)
-    _schedule_reminder(hl, code, accepted_at)
+    _after_take(hl, ticket, accepted_at, by, previous[0] if previous else "")
     return ticket
 
 
-def _schedule_reminder(hl: Hotline, code: str, accepted_at: str) -> None:
-    """Remind the taker after HOTLINE_REMIND_AFTER; the job does nothing if the ticket moved on."""
-    hl.enqueue("workers.tickets.remind_assignee", code, accepted_at,
-               job_id=f"remind-{code}-{int(float(accepted_at) * 1000)}",
-               delay=hl.settings.remind_after)
+def _after_take(hl: Hotline, ticket: Ticket, accepted_at: str, by: str, previous: str) -> None:
+    """What follows a take or an assignment: the texts to the resident, the taker and the
+    others offered, and the taker's reminder after HOTLINE_REMIND_AFTER (both jobs do nothing
+    if the ticket moved on meanwhile)."""
+    jobs.taken(hl, ticket.code, ticket.accepted_at, ticket.accepted_by or "", by, previous)
+    jobs.remind(hl, ticket.code, accepted_at)
 
 
 def close(hl: Hotline, code: str, by: str, *, leader: bool = False) -> Ticket:
@@ -365,8 +369,10 @@ def close(hl: Hotline, code: str, by: str, *, leader: bool = False) -> Ticket:
             pipe.zrem(KEYS.tickets_by_assignee(t.accepted_by), code)
 
     allowed = OPEN if leader else ("accepted",)
-    return _transition(hl, code, allowed, decide, "done", {"closed_at": str(clock.timestamp())},
-                       _entry(by, "done"), extra)
+    ticket = _transition(hl, code, allowed, decide, "done", {"closed_at": str(clock.timestamp())},
+                         _entry(by, "done"), extra)
+    jobs.done(hl, code, by)  # follows: thank the resident, tell whoever else was on it
+    return ticket
 
 
 def release(hl: Hotline, code: str, by: str) -> Ticket:
@@ -381,7 +387,7 @@ def release(hl: Hotline, code: str, by: str) -> Ticket:
 
     t = _transition(hl, code, ("accepted",), decide, "new",
                     {"accepted_by": "", "accepted_at": ""}, _entry(by, "released"), extra)
-    hl.enqueue("workers.tickets.offer_ticket", code, job_id=f"offer-{code}-{int(clock.timestamp())}")
+    jobs.offer(hl, code, str(int(clock.timestamp())))  # follows: offered afresh
     return t
 
 
@@ -398,8 +404,11 @@ def cancel(hl: Hotline, code: str, by: str, note: str = "") -> Ticket:
 def add_text(hl: Hotline, code: str, who: str, text: str) -> Ticket:
     """A later text or recording from the caller, added to the open ticket."""
     # Joined inside the transaction, so two additions at once both stay.
-    return _transition(hl, code, OPEN, lambda t: {"text": f"{t.text}\n{text}".strip()}, None, {},
-                       _entry(who, "added", text[:200]))
+    ticket = _transition(hl, code, OPEN, lambda t: {"text": f"{t.text}\n{text}".strip()}, None,
+                         {}, _entry(who, "added", text[:200]))
+    if ticket.accepted_by:  # follows: whoever is on the way is told
+        jobs.added(hl, code, text, len(ticket.text.split("\n")))
+    return ticket
 
 
 def set_recording(hl: Hotline, code: str, url: str) -> Ticket:

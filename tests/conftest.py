@@ -19,6 +19,7 @@ from twilio.request_validator import RequestValidator
 from gateway.app import create_app
 from gateway.context import QUEUE, Hotline
 from gateway.embedded import EmbeddedRedis
+from gateway.jobs import hand_over_new_tickets
 from gateway.registry_file import import_file
 from gateway.settings import ROOT, Settings
 from tests.fake_twilio import (
@@ -31,7 +32,6 @@ from tests.fake_twilio import (
     twilio_env,
 )
 from workers import runtime
-from workers.service import hand_over_new_tickets
 
 PUBLIC_URL = "https://hotline.example.org"
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -22,6 +22,7 @@ from gateway.context import Hotline
 from gateway.store import KEYS
 from tests.conftest import GRID_WORKER, LEADER, RESIDENT, STRANGER, VOLUNTEER, VOLUNTEER2, drain
 from tests.fake_android import CHINA, FakePhone, LiveApp, run_due, sign
+from tests.fake_twilio import wait_until
 from workers import runtime
 
 
@@ -198,7 +199,8 @@ def test_webhooks_are_retried_until_the_gateway_answers_and_handled_once(
         ahl: Hotline, phone: FakePhone, live: LiveApp) -> None:
     live.stop()
     event = phone.receive(RESIDENT, "家里停暖气了")
-    time.sleep(0.3)
+    # The first attempt has been refused (its thread may start late on a busy machine).
+    wait_until(lambda: any(e == event["id"] for e, _ in phone.attempts))
     live.start()  # same port: the phone's next retry gets through
     phone.wait_idle()
     statuses = [s for e, s in phone.attempts if e == event["id"]]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway import messages, tickets
-from gateway.channels.missed_call import NotANumber, missed_call, replay_pending
+from gateway import messages, redis_away, tickets
+from gateway.channels.missed_call import NotANumber, missed_call
 from gateway.context import Hotline
 from tests.conftest import LANDLINE_RESIDENT, RESIDENT, VOLUNTEER, VOLUNTEER2, drain
 
@@ -101,6 +101,6 @@ def test_a_ring_while_redis_is_away_is_kept_and_handled_when_it_returns(
                           env=env, text=True, capture_output=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "kept for later (redis is away)")
     assert tickets.list_tickets(sample) == []
-    assert replay_pending(sample) == 1 and replay_pending(sample) == 0
+    assert redis_away.replay(sample) == 1 and redis_away.replay(sample) == 0
     [ticket] = tickets.list_tickets(sample)
     assert (ticket.caller, ticket.channel) == (RESIDENT, "missed_call")

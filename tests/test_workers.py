@@ -18,6 +18,7 @@ from gateway import messages, tickets
 from gateway.cli import cli
 from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
+from gateway.jobs import hand_over_new_tickets, move_due_jobs
 from gateway.registry import Person
 from gateway.registry_file import store_people
 from gateway.settings import Settings
@@ -42,7 +43,6 @@ from tests.fake_twilio import (
 from workers import sweeper
 from workers import tickets as ticket_jobs
 from workers.messages import Gate
-from workers.service import hand_over_new_tickets, move_due_jobs
 
 TEAM = [LEADER, GRID_WORKER, VOLUNTEER, VOLUNTEER2]
 NEWBIE = "+8613800000005"
@@ -132,7 +132,9 @@ def test_a_taken_ticket_is_not_escalated(sample: Hotline, fake: FakeTwilio) -> N
     tickets.take(sample, ticket.code, VOLUNTEER)
     assert ticket_jobs.offer_ticket(ticket.code, 1, 0) == "nothing to do"
     drain(sample)
-    assert fake.accepted_to() == TEAM
+    assert fake.accepted_to()[:4] == TEAM
+    # After them only the take's follow-ups (the resident, the others offered): no escalation.
+    assert all(taken_note(m["body"], ticket.code) for m in fake.accepted[4:])
 
 
 def test_an_escalation_timer_from_before_a_release_does_nothing(sample: Hotline,
@@ -208,8 +210,15 @@ def test_whoever_took_a_ticket_is_reminded_unless_it_moved_on(sample: Hotline,
     tickets.assign(sample, ticket.code, VOLUNTEER2, LEADER)
     assert ticket_jobs.remind_assignee(ticket.code, stamp) == "nothing to do"  # not theirs now
     drain(sample)
-    assert fake.accepted_to()[-1] == VOLUNTEER
-    assert f"完成 {ticket.code}" in fake.accepted[-1]["body"]
+    # Among the texts that follow the take and the assignment, one reminder, to the first taker.
+    reminders = [m for m in fake.accepted if m["body"].startswith("提醒：")]
+    assert [m["to"] for m in reminders] == [VOLUNTEER]
+    assert f"完成 {ticket.code}" in reminders[0]["body"]
+
+
+def taken_note(body: str, code: str) -> bool:
+    """A text that follows a take: to the resident (who is coming) or to another offered."""
+    return body.startswith((f"您的求助#{code}已有人接", f"求助#{code}已由"))
 
 
 # --- the sweeper ----------------------------------------------------------------------------
@@ -317,8 +326,9 @@ def test_the_whole_chain_team_then_head_then_duty_with_a_real_worker(
     assert (after.escalated, after.escalation_level, after.status) == (True, 2, "notified")
     wait_until(lambda: all(m.status == "sent" for m in messages.list_messages(sample)))
     tickets.take(sample, ticket.code, DUTY)
+    wait_until(lambda: any(m["to"] == RESIDENT for m in fake.accepted))  # the take's follow-up
     time.sleep(0.3)
-    assert len(fake.accepted) == 6
+    assert all(taken_note(m["body"], ticket.code) for m in fake.accepted[6:])  # no more offers
 
 
 def test_a_real_worker_killed_mid_request_is_noticed_and_the_text_goes_once(
@@ -361,7 +371,7 @@ def test_an_outage_then_recovery_delivers_every_text_once_oldest_first_with_a_re
 
 
 def test_a_burst_of_scheduled_work_is_moved_to_the_queue_in_time_order(hl: Hotline) -> None:
-    from workers.service import schedule_at
+    from gateway.jobs import schedule_at
 
     now = time.time()
     for i, at in enumerate((now - 1, now - 3, now - 2, now + 60)):

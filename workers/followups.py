@@ -13,8 +13,7 @@ from typing import Any
 
 from gateway import messages, registry, texts, tickets
 from gateway.context import Hotline
-from gateway.conversation import dial
-from gateway.phones import is_mobile, mask
+from gateway.phones import dial, is_mobile, mask
 from gateway.registry import Person
 from gateway.store import first_seen, forget_seen
 from gateway.tickets import Ticket

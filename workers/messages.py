@@ -25,16 +25,16 @@ import time
 
 from rq import get_current_job
 
-from gateway import messages, pacing
+from gateway import jobs, messages, pacing
 from gateway.channels import Channel, Receipt, TransportError, get_channel
 from gateway.channels import state as channel_state
 from gateway.context import Hotline
+from gateway.jobs import job_alive
 from gateway.messages import Message
 from gateway.phones import mask
 from gateway.settings import Settings
 from gateway.store import KEYS
 from workers.runtime import hotline
-from workers.service import job_alive, schedule_at
 
 log = logging.getLogger(__name__)
 
@@ -103,18 +103,15 @@ def enqueue_send(hl: Hotline, mid: str, *, slot: float | None = None,
                  at: float | None = None) -> str:
     """A new send job for the message (now, or at `at`); the record names it as its live job."""
     n = hl.r.hincrby(KEYS.message(mid), "jobs", 1)
-    job_id = f"send-{mid}-{n}"
+    job_id = jobs.send_again_id(mid, n)
     hl.r.hset(KEYS.message(mid), "job", job_id)  # first: a crash after leaves a job the sweeper redoes
-    if at is not None:
-        schedule_at(hl, "workers.messages.send_message", mid, slot, job_id=job_id, at=at)
-    else:
-        hl.enqueue("workers.messages.send_message", mid, slot, job_id=job_id)
+    jobs.send_again(hl, mid, n, slot, at=at)
     return job_id
 
 
 def current_job_of(hl: Hotline, mid: str) -> str:
     value: str | None = hl.r.hget(KEYS.message(mid), "job")
-    return value or f"send-{mid}"
+    return value or jobs.first_send_id(mid)
 
 
 def send_message(mid: str, slot: float | None = None) -> str:
@@ -167,9 +164,10 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
             _accepted(hl, message, channel, receipt, gate)
             return "found"
         paced = hl.settings.sms_rate > 0 and name not in UNPACED
+        sender, turn = name, 0.0
         if paced:
             sender = str(getattr(channel, "sender", "") or name)
-            slot = pacing.reserve(hl, sender) if slot is None else slot
+            turn = pacing.reserve(hl, sender) if slot is None else slot
         # The attempt is on the record before the provider hears of it.
         messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
                         attempted_at=str(time.time()))
@@ -177,11 +175,11 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
             # The turn is claimed last, with nothing between it and the request: a worker that
             # stalls after claiming sends late, and the sender's next text, on time, would land
             # closer than one interval to it at the provider.
-            while (wait := pacing.claim(hl, sender, slot)) > 0:
+            while (wait := pacing.claim(hl, sender, turn)) > 0:
                 if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
                     # Not attempted after all: the record says so before the job is queued.
                     messages.update(hl, mid, status=message.status, attempts=message.attempts)
-                    enqueue_send(hl, mid, slot=slot, at=pacing.server_now(hl) + wait)
+                    enqueue_send(hl, mid, slot=turn, at=pacing.server_now(hl) + wait)
                     return "paced"
                 time.sleep(wait)
         receipt = channel.send(message)
@@ -249,8 +247,7 @@ def _refused(hl: Hotline, message: Message, exc: TransportError, channel: Channe
     messages.update(hl, message.id, status="failed", error=f"{exc.code} {exc}".strip())
     log.warning("sms %s to %s failed for good: %s %s", message.id, mask(message.to), exc.code, exc)
     if message.kind in messages.OFFERS and message.ticket:
-        hl.enqueue("workers.tickets.offer_next", message.ticket, message.id,
-                   job_id=f"next-{message.ticket}-{message.id}")
+        jobs.offer_next(hl, message.ticket, message.id)
     if gate is not None:
         _end_outage(hl, gate, message.id)  # the provider answered: it is not in outage
     return "failed"

@@ -5,9 +5,12 @@ killed worker by a minute and is only re-tried every two minutes, so timers woul
 after a power cut; and it reads due times to the whole second, too coarse for pacing at
 10 messages a second. The ticker hands new tickets' codes from the intake list to offer jobs
 and moves due jobs from RQ's ScheduledJobRegistry (scored to
-the millisecond by `schedule_at`) every tenth of a second under a lock that lapses within
+the millisecond by `gateway.jobs.schedule_at`) every tenth of a second under a lock that lapses within
 seconds; it also refreshes this worker's `alive` key, which is how the sweeper tells a
 worker that died mid-job from one still busy, and it enqueues the sweep every few seconds.
+
+This module is the runner only: nothing but the CLI imports it. The queue helpers the jobs
+share (ids, scheduling, whether a job lives) are in gateway.jobs.
 """
 
 from __future__ import annotations
@@ -18,24 +21,19 @@ import socket
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
-from typing import Any
 
 import redis
 from rq import SimpleWorker
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
-from gateway import pacing
+from gateway import jobs
 from gateway.context import QUEUE, Hotline
+from gateway.jobs import WORKER_PREFIX, hand_over_new_tickets, move_due_jobs
 from gateway.store import KEYS, connect
 from workers import runtime
 
 log = logging.getLogger(__name__)
 
-WORKER_PREFIX = "hotline."  # names of workers that keep an alive key; the sweeper judges only these
 TICK = 0.1  # seconds between two looks at the scheduled jobs
-LIVE = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
 
 _LEAD = """
 local holder = redis.call('GET', KEYS[1])
@@ -56,85 +54,6 @@ def periods(hl: Hotline) -> tuple[float, float]:
 
 def worker_name() -> str:
     return f"{WORKER_PREFIX}{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-
-
-def job_alive(hl: Hotline, job_id: str) -> bool:
-    """Whether the job will still run: queued, scheduled, running or waiting on another."""
-    try:
-        job = Job.fetch(job_id, connection=hl.rq)
-    except NoSuchJobError:
-        return False
-    return job.get_status(refresh=False) in LIVE
-
-
-def schedule_at(hl: Hotline, func: str, *args: Any, job_id: str, at: float,
-                retry: bool = True) -> Job:
-    """Enqueue `func` for time `at` (seconds, server clock), to the millisecond."""
-    kwargs: dict[str, Any] = {"job_id": job_id, "failure_ttl": 30 * 86400}
-    if retry:
-        kwargs["retry"] = hl.retry()
-    job: Job = hl.queue.enqueue_at(datetime.fromtimestamp(at, UTC), func, *args, **kwargs)
-    # RQ scores by whole seconds (rounding down, so early); put back the exact time.
-    hl.rq.zadd(hl.queue.scheduled_job_registry.key, {job.id: at}, xx=True)
-    return job
-
-
-def move_due_jobs(hl: Hotline, now: float | None = None, limit: int = 500) -> int:
-    """Put scheduled jobs whose time has come on the queue, earliest first; returns how many."""
-    registry = hl.queue.scheduled_job_registry
-    now = pacing.server_now(hl) if now is None else now
-    moved = 0
-    for raw in hl.rq.zrangebyscore(registry.key, 0, now, start=0, num=limit):
-        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-        try:
-            job = Job.fetch(job_id, connection=hl.rq)
-        except NoSuchJobError:
-            hl.rq.zrem(registry.key, job_id)
-            continue
-        with hl.rq.pipeline() as pipe:
-            pipe.multi()  # one transaction: on the queue and off the schedule
-            hl.queue.enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
-            pipe.zrem(registry.key, job_id)
-            pipe.execute()
-        moved += 1
-    return moved
-
-
-HAND_OVER_BATCH = 5  # new tickets per offer job when many wait at once
-
-
-def hand_over_new_tickets(hl: Hotline, limit: int = 200) -> int:
-    """Turn codes on the intake list into offer jobs, oldest first; returns how many codes.
-
-    Webhooks only store a new ticket and put its code on the list (one Redis round trip);
-    the jobs and the list's trim are one MULTI, so a code is handed over once or not at all.
-    One code makes one `offer_ticket` job; a burst is cut into `offer_new` jobs of a few
-    codes each, shared out among the workers. Only the ticker that holds the lead runs this,
-    so no two hand the same code over.
-    """
-    codes = [str(c) for c in reversed(hl.r.lrange(KEYS.intake, -limit, -1))]
-    if not codes:
-        return 0
-    with hl.rq.pipeline() as pipe:
-        pipe.multi()
-        for at in range(0, len(codes), HAND_OVER_BATCH):
-            batch = codes[at:at + HAND_OVER_BATCH]
-            if len(batch) == 1:
-                hl.enqueue("workers.tickets.offer_ticket", batch[0], job_id=f"offer-{batch[0]}",
-                           pipeline=pipe)
-            else:
-                hl.enqueue("workers.tickets.offer_new", batch,
-                           job_id=f"offer-{batch[0]}-to-{batch[-1]}", pipeline=pipe)
-        pipe.ltrim(KEYS.intake, 0, -len(codes) - 1)
-        pipe.execute()
-    return len(codes)
-
-
-def enqueue_sweep(hl: Hotline) -> None:
-    """One sweep, ahead of any backlog; it expires unrun rather than pile up behind a busy worker."""
-    _, every = periods(hl)
-    hl.queue.enqueue("workers.sweeper.sweep", job_id=f"sweep-{int(time.time() * 10)}",
-                     at_front=True, result_ttl=60, failure_ttl=86400, ttl=max(5, int(every * 3)))
 
 
 class Ticker(threading.Thread):
@@ -161,7 +80,7 @@ class Ticker(threading.Thread):
                     hand_over_new_tickets(self.hl)
                     move_due_jobs(self.hl)
                     if now >= next_sweep:
-                        enqueue_sweep(self.hl)
+                        jobs.sweep(self.hl, every)
                         next_sweep = now + every
             except (redis.RedisError, OSError) as exc:
                 log.warning("ticker: Redis is away (%s); trying again", type(exc).__name__)

@@ -28,15 +28,15 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.utils import parse_composite_key
 
-from gateway import clock, messages
+from gateway import clock, jobs, messages
 from gateway.channels import FACTORIES
 from gateway.context import Hotline
+from gateway.jobs import WORKER_PREFIX, job_alive
 from gateway.messages import Message
 from gateway.phones import mask
 from gateway.store import KEYS
 from workers.messages import PENDING, Gate, current_job_of, enqueue_send
 from workers.runtime import hotline
-from workers.service import WORKER_PREFIX, job_alive
 
 log = logging.getLogger(__name__)
 
@@ -133,11 +133,11 @@ def retry_failed(hl: Hotline, now: float, report: Report) -> None:
             registry.remove(job_id)
             continue
         name = job.func_name or ""
-        if not name.startswith("workers.") or name == "workers.sweeper.sweep":
+        if not name.startswith("workers.") or name == jobs.SWEEP:
             continue
         if job.ended_at and now - job.ended_at.timestamp() < s.retry_max:
             continue  # failed a moment ago: give it the longest retry gap first
-        if name == "workers.messages.send_message":
+        if name == jobs.SEND:
             message = messages.get(hl, str(job.args[0]))
             if message is None or message.status not in PENDING or message.provider_id:
                 registry.remove(job_id)  # done another way since
@@ -220,7 +220,7 @@ def reoffer_new_tickets(hl: Hotline, now: float, report: Report) -> None:
     """Tickets nobody was offered yet, HOTLINE_SWEEP_AFTER after they opened."""
     for code in hl.r.zrangebyscore(KEYS.tickets_by_status("new"), "-inf",
                                    now - hl.settings.sweep_after):
-        hl.enqueue("workers.tickets.offer_ticket", code, job_id=f"offer-{code}-sweep-{int(now)}")
+        jobs.offer(hl, code, f"sweep-{int(now)}")
         report.tickets += 1
 
 
@@ -231,6 +231,5 @@ def give_up(hl: Hotline, message: Message, report: Report) -> None:
     log.error("sms %s to %s: gave up after %d s", message.id, mask(message.to),
               hl.settings.retry_for)
     if message.kind in messages.OFFERS and message.ticket:
-        hl.enqueue("workers.tickets.offer_next", message.ticket, message.id,
-                   job_id=f"next-{message.ticket}-{message.id}")
+        jobs.offer_next(hl, message.ticket, message.id)
     report.given_up += 1

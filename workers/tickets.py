@@ -23,15 +23,14 @@ from typing import Any
 
 from rq import get_current_job
 
-from gateway import clock, messages, registry, texts, tickets
+from gateway import clock, jobs, messages, registry, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask
 from gateway.registry import Person
-from gateway.store import KEYS
+from gateway.store import KEYS, Busy, locked
 from gateway.tickets import Ticket, TicketError
 from workers.messages import send_inline
 from workers.runtime import hotline
-from workers.service import job_alive, schedule_at
 
 log = logging.getLogger(__name__)
 
@@ -39,22 +38,13 @@ TOP = 2  # the last level: the township duty list
 DEAD = ("failed", "undelivered", "optedout")
 
 
-class TicketBusy(RuntimeError):
-    """Another job holds the ticket; raising makes RQ retry this one shortly."""
+TicketBusy = Busy  # another job holds the ticket: raised, RQ retries this one shortly
 
 
 @contextmanager
 def ticket_lock(hl: Hotline, code: str) -> Iterator[None]:
-    lock = hl.r.lock(KEYS.lock(f"ticket:{code}"), timeout=10, blocking_timeout=5)
-    if not lock.acquire():
-        raise TicketBusy(f"ticket #{code} is busy")
-    try:
+    with locked(hl.r, f"ticket:{code}", ttl=10, wait=5, busy="raise"):
         yield
-    finally:
-        try:
-            lock.release()
-        except Exception:  # expired while we worked: the next job simply goes ahead
-            log.warning("ticket #%s: lock expired before release", code)
 
 
 def recipients(hl: Hotline, ticket: Ticket, level: int) -> list[Person]:
@@ -114,7 +104,7 @@ def offer_new(codes: list[str]) -> str:
             done += 1
         except Exception:
             log.exception("#%s: offer failed in a batch; queued on its own", code)
-            hl.enqueue("workers.tickets.offer_ticket", code, job_id=f"offer-{code}-alone")
+            jobs.offer(hl, code, "alone")
     return f"offered {done} of {len(codes)}"
 
 
@@ -207,11 +197,7 @@ def _offer(hl: Hotline, code: str, level: int, round_: int | None, out: list[str
             return "nothing to do"  # taken in the meantime
     sent = sum(_offer_once(hl, ticket, p, level, current, out) for p in people)
     if level >= ticket.escalation_level and level < top:
-        after = escalate_after(hl, ticket)
-        job_id = f"escalate-{code}-{current}-{level + 1}"
-        if not job_alive(hl, job_id):
-            schedule_at(hl, "workers.tickets.offer_ticket", code, level + 1, current,
-                        job_id=job_id, at=clock.timestamp() + after)
+        jobs.escalate(hl, code, level + 1, current, escalate_after(hl, ticket), clock.timestamp())
         if _all_gone(hl, code, people, current):
             return _offer(hl, code, level + 1, current, out)
     return f"offered at level {level} to {sent}"

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from gateway.channels import TransportError
-from gateway.channels.missed_call import replay_pending
 from gateway.context import Hotline
 from gateway.store import KEYS
 
@@ -76,7 +75,7 @@ class Watcher(threading.Thread):
             if "gammu" in channels and time.monotonic() >= next_gammu:
                 next_gammu = time.monotonic() + self.every
                 self._guard("gammu", lambda: poll_gammu(self.hl))
-                self._guard("missed calls", lambda: replay_pending(self.hl))
+                self._guard("spool", lambda: _replay_spool(self.hl))
             if "android" in channels and self._android_turn(tick):
                 self._guard("android", lambda: poll_android(self.hl))
             self.stopped.wait(tick)
@@ -117,3 +116,10 @@ def start_watcher(hl: Hotline) -> Watcher | None:
     watcher.start()
     log.info("watching the %s inbox", " and ".join(sorted(local_channels(hl))))
     return watcher
+
+
+def _replay_spool(hl: Hotline) -> int:
+    """Rings (and texts, calls) kept in the spool while Redis was away, once it is back."""
+    from gateway import redis_away
+
+    return redis_away.replay(hl)

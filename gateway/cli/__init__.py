@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -29,7 +28,7 @@ SERVICES = ("run", "serve", "worker", "watch")
 
 def main() -> None:
     chatty = any(arg in SERVICES for arg in sys.argv[1:3])
-    logs.setup(None if chatty else os.environ.get("HOTLINE_LOG_LEVEL", "WARNING"))
+    logs.setup(default="INFO" if chatty else "WARNING")
     try:
         cli(standalone_mode=True)
     except ConfigError as exc:

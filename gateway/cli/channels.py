@@ -20,19 +20,20 @@ def missed_call(number: str) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from gateway.channels.missed_call import NotANumber, keep_for_later, replay_pending
+    from gateway import redis_away, spool
+    from gateway.channels.missed_call import RING, NotANumber
     from gateway.channels.missed_call import missed_call as ring
 
     hl = hotline()
     try:
-        replay_pending(hl)
+        redis_away.replay(hl)
         ticket, new = ring(hl, number)
     except NotANumber:
         click.echo(f"hotline: {number[:40]!r} is not a phone number we can call back", err=True)
         sys.exit(2)
     except (RedisConnectionError, RedisTimeoutError):
         # gammu-smsd will not ring us again: write it down; the watcher handles it later.
-        keep_for_later(hl.settings.data_dir, number)
+        spool.append(hl.settings.data_dir, RING, {"From": number[:40]})
         click.echo("kept for later (redis is away)")
         return
     click.echo(ticket.code if new else f"{ticket.code} (already open)")

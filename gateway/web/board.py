@@ -121,12 +121,11 @@ def assign(code: str) -> ResponseReturnValue:
         return _back(t)
     hl = hotline()
     try:
-        done = tickets.assign(hl, t.code, member.phone, account.name)
+        tickets.assign(hl, t.code, member.phone, account.name)
     except TicketError as exc:
         return _refused(exc, t)
-    # The member is told by SMS, the resident who is coming, the previous holder that it moved.
-    hl.enqueue("workers.followups.taken", done.code, member.phone, account.name, t.accepted_by,
-               job_id=f"taken-{done.code}-{done.accepted_at}")
+    # The member is told by SMS, the resident who is coming, the previous holder that it moved
+    # (the jobs that follow an assignment, queued by tickets.assign).
     say("assigned", code=t.code, name=member.name)
     return _back(t)
 
@@ -137,10 +136,9 @@ def close(code: str) -> ResponseReturnValue:
     t = ticket_or_404(account, code)
     hl = hotline()
     try:
-        done = tickets.close(hl, t.code, account.name, leader=True)
+        tickets.close(hl, t.code, account.name, leader=True)
     except TicketError as exc:
         return _refused(exc, t)
-    hl.enqueue("workers.followups.done", done.code, account.name, job_id=f"done-{done.code}")
     say("closed", code=t.code)
     return _back(t)
 

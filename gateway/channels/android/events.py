@@ -20,7 +20,7 @@ from gateway.channels import state as channel_state
 from gateway.channels.android.transport import NAME, AndroidChannel
 from gateway.context import Hotline
 from gateway.phones import mask, try_normalise
-from gateway.store import KEYS, first_seen, forget_seen
+from gateway.store import KEYS, first_seen, forget_seen, locked
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def _status(hl: Hotline, event_id: str, kind: str, p: Mapping[str, Any]) -> str:
     status = STATUS[kind]
     # sent and delivered may arrive together: one at a time, or the later write of the
     # lesser news ("sent") could land last.
-    with hl.r.lock(KEYS.lock(f"status:{record.id}"), timeout=10, blocking_timeout=10):
+    with locked(hl.r, f"status:{record.id}", ttl=10, wait=10, busy="raise"):
         if not _all_parts(hl, record, kind, p):
             status = "sent"  # one part of a long text arrived: it is out, not yet all there
         before = (messages.get(hl, record.id) or record).status
