@@ -24,7 +24,6 @@ from jinja2.sandbox import SecurityError
 from gateway import accounts, clock, logs, phones, registry, spool, texts, tickets
 from gateway.app import create_app
 from gateway.broadcast import page, script
-from gateway.channels import missed_call
 from gateway.channels.android import events as android_events
 from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
@@ -156,11 +155,10 @@ def test_the_embedded_redis_keeps_its_files_private(tmp_path: Path, loose_umask:
 def test_the_spool_and_the_generated_keys_are_private(tmp_path: Path, loose_umask: None) -> None:
     data = tmp_path / "data"
     spool.append(data, "sms", {"From": "+8613900000001", "Body": "我要降压药"})
-    missed_call.keep_for_later(data, "+8613900000001")
     Settings(data_dir=data).webhook_token()
     assert _mode(data) == 0o700
     assert {p.name: oct(_mode(p)) for p in data.iterdir()} == {
-        "spool.jsonl": "0o600", missed_call.PENDING: "0o600", "webhook_token": "0o600"}
+        "spool.jsonl": "0o600", "webhook_token": "0o600"}
 
 
 @pytest.mark.parametrize("name", ["hotline-web.service", "hotline-worker@.service",

@@ -9,16 +9,14 @@ import os
 import socket
 import subprocess
 import threading
-import time
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
-
 import requests
+from werkzeug.serving import make_server
 
 from gateway import calls, spool, tickets
 from gateway.app import create_app

@@ -1,4 +1,4 @@
-"""The SIP agent: a gateway's call answered and run by executing the TwiML the voice webhooks answer, as Twilio would.
+"""The SIP agent: a gateway's call run by executing the TwiML the voice webhooks answer, as Twilio does.
 
 One thread turns the SIP engine and every call's clock (prompts, key timeouts, recordings);
 webhook requests, speech synthesis and downloads run in a small pool and hand their results
@@ -176,14 +176,18 @@ class Agent:
             try:
                 result = job()
             except Exception as exc:  # any failure of the web or of media: the caller is kept
-                self.results.put(lambda error=exc: self._current(run, epoch) and failed(run, error))
+                error = exc
+                self.results.put(lambda: self._settle(run, epoch, failed, error))
                 return
-            self.results.put(lambda: self._current(run, epoch) and then(run, result))
+            self.results.put(lambda: self._settle(run, epoch, then, result))
 
         self.pool.submit(work)
 
-    def _current(self, run: CallRun, epoch: int) -> bool:
-        return not run.ended and run.epoch == epoch
+    def _settle(self, run: CallRun, epoch: int, handler: Callable[[CallRun, Any], None],
+                value: Any) -> None:
+        """A pool job's result, taken only if the call is still waiting for it."""
+        if not run.ended and run.epoch == epoch:
+            handler(run, value)
 
     @property
     def engine(self) -> Engine:

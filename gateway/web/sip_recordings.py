@@ -1,4 +1,4 @@
-"""Recordings the SIP agent made (voicemails, names): taken from the agent, signed, and played on the dashboard.
+"""Recordings the SIP agent made (voicemails, names): taken, signed, from the agent; played on the dashboard.
 
 The agent may run on the office box while the web runs at the county: it sends each WAV here,
 signed as Twilio signs a request with a body (the URL carries the body's SHA-256), and the
