@@ -72,6 +72,7 @@ class Office:
     def call(self, scenario: Path, *extra: str, source: str = GATEWAY) -> subprocess.Popen[bytes]:
         sipp = require_tool("sipp", "sip-tester")
         return subprocess.Popen([sipp, "-sf", str(scenario), "-i", source, "-p", str(free_port()),
+                                 "-mp", str(free_port()),
                                  "-m", "1", "-s", "12345", "-nostdin", "-trace_msg",
                                  "-message_file", str(self.tmp / "sipp-messages.log"), *extra,
                                  f"127.0.0.1:{self.port}"],

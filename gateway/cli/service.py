@@ -1,4 +1,4 @@
-"""`hotline run | serve | worker`: the web app, the workers, or both with the embedded Redis."""
+"""`hotline run | serve | worker | sip`: web app, workers, SIP agent, or all on the embedded Redis."""
 
 from __future__ import annotations
 
@@ -43,6 +43,42 @@ def worker(burst: bool) -> None:
     hl = hotline()
     os.environ.setdefault("REDIS_URL", hl.url)  # jobs build their own connection from this
     sys.exit(0 if run_worker(hl, burst=burst) else 1)
+
+
+@click.command("sip")
+@click.option("--web", default="", metavar="URL",
+              help="reach the web here instead of at HOTLINE_PUBLIC_URL (the same box)")
+def sip(web: str) -> None:
+    """The SIP agent alone: answers the gateway's calls and runs the menu through the web's
+    voice webhooks at HOTLINE_PUBLIC_URL (on this box or at the county)."""
+    from gateway.settings import ConfigError
+    from gateway.sip.config import from_env
+
+    try:
+        sip_settings = from_env(os.environ)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if sip_settings is None:
+        raise click.ClickException("HOTLINE_SIP_LISTEN is not set (e.g. 0.0.0.0:5060)")
+    try:
+        import pjsua2  # noqa: F401
+    except ImportError:
+        raise click.ClickException(
+            "the SIP stack is not installed: pip install 'hotline[sip]' (PJSIP's pjsua2)") from None
+    from gateway.logs import setup
+    from gateway.sip.agent import Agent
+
+    setup(default="INFO")
+    agent = Agent(settings(), sip_settings, web_url=web or None)
+
+    def stop(signum: int, frame: object) -> None:
+        agent.stop_soon()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    click.echo(f"hotline sip: answering {sip_settings.host}:{sip_settings.port}; "
+               f"web {agent.web}", err=True)
+    agent.run()
 
 
 def load_sample_registry_if_empty() -> str | None:
@@ -93,6 +129,10 @@ def run(host: str, port: int) -> None:
     for _ in range(settings().workers):
         children.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker"],
                                          env=env, start_new_session=True))
+    if env.get("HOTLINE_SIP_LISTEN", "").strip():
+        local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        children.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "sip", "--web", local],
+                                         env=env, start_new_session=True))
     shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     click.echo("")
     click.echo("hotline is running")
@@ -105,6 +145,8 @@ def run(host: str, port: int) -> None:
     if login:
         click.echo(f"  {login}")
     click.echo(f"  SMS channel:     {settings().sms_channel}")
+    if env.get("HOTLINE_SIP_LISTEN", "").strip():
+        click.echo(f"  SIP calls:       udp {env['HOTLINE_SIP_LISTEN'].strip()}")
     click.echo("  stop with Ctrl-C")
     _supervise(children)
     if server:
@@ -145,4 +187,4 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
             child.wait()
 
 
-commands = [run, serve, worker]
+commands = [run, serve, worker, sip]

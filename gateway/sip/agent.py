@@ -90,7 +90,8 @@ class Agent:
         self.settings = settings
         self.sip = sip
         self.make_engine = engine or _pjsip
-        self.base = (web_url or settings.public_url).rstrip("/")
+        self.base = settings.public_url.rstrip("/")  # what requests are signed for
+        self.web = (web_url or self.base).rstrip("/")  # where they are sent
         self.token = settings.webhook_token()
         self.folder = settings.data_dir / "sip"
         self.recordings = settings.data_dir / "recordings"
@@ -117,6 +118,10 @@ class Agent:
         if not self.ready.wait(10):
             raise RuntimeError("the SIP agent did not start")
 
+    def stop_soon(self) -> None:
+        """Ask the loop to end (from a signal handler): calls are hung up, reports sent."""
+        self._stop.set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
@@ -130,7 +135,7 @@ class Agent:
         engine.on_key(self._key)
         engine.on_hangup(self._hung_up)
         log.info("SIP agent on %s:%s for peers %s; web %s", self.sip.host, self.sip.port,
-                 ",".join(str(p) for p in self.sip.peers) or "(none)", self.base)
+                 ",".join(str(p) for p in self.sip.peers) or "(none)", self.web)
         self.ready.set()
         try:
             while not self._stop.is_set():
@@ -218,7 +223,7 @@ class Agent:
         self._stop_media(run)
 
         def job() -> list[Prepared]:
-            document = post(self._session(), self.token, url, form)
+            document = post(self._session(), self.token, url, form, via=self._via(url))
             return self._prepare(twiml.parse(document, url))
 
         self._later(run, job, self._got, self._web_failed)
@@ -435,9 +440,13 @@ class Agent:
         if report.upload is not None:
             if not finished(report.upload):
                 log.warning("SIP: recording %s not closed in time; sent as it is", report.upload.name)
-            upload(self._session(), self.token, report.url, report.upload)
+            upload(self._session(), self.token, report.url, report.upload, via=self._via(report.url))
             return ""
-        return post(self._session(), self.token, report.url, report.form)
+        return post(self._session(), self.token, report.url, report.form, via=self._via(report.url))
+
+    def _via(self, url: str) -> str:
+        """The address a webhook URL is reached at from here (the web may be on this box)."""
+        return self.web + url[len(self.base):] if url.startswith(self.base + "/") else url
 
     def _deliver(self, reports: list[Report]) -> None:
         """Send these in order (in the pool); whatever the web does not take waits in the spool."""

@@ -36,11 +36,14 @@ class CallFields:
 
 
 def post(session: requests.Session, token: str, url: str, form: dict[str, str],
-         timeout: float = 8.0) -> str:
-    """The TwiML the webhook answers; raises WebUnreachable when there is no usable answer."""
+         timeout: float = 8.0, via: str = "") -> str:
+    """The TwiML the webhook answers; raises WebUnreachable when there is no usable answer.
+
+    Signed for `url` (under HOTLINE_PUBLIC_URL, as the web checks it); sent to `via` when the
+    agent reaches the web another way (the same box: http://127.0.0.1:5000/...)."""
     headers = {"X-Twilio-Signature": signature(token, url, form)}
     try:
-        response = session.post(url, data=form, headers=headers, timeout=timeout)
+        response = session.post(via or url, data=form, headers=headers, timeout=timeout)
     except requests.RequestException as exc:
         raise WebUnreachable(str(exc)) from exc
     if response.status_code >= 500:
@@ -50,14 +53,15 @@ def post(session: requests.Session, token: str, url: str, form: dict[str, str],
 
 
 def upload(session: requests.Session, token: str, url: str, wav: Path,
-           timeout: float = 30.0) -> None:
+           timeout: float = 30.0, via: str = "") -> None:
     """A recording's WAV to the web, signed as Twilio signs a request with a body: the URL
     carries the body's SHA-256 (`bodySHA256`) and the signature covers the URL."""
     data = wav.read_bytes()
     signed = f"{url}?bodySHA256={hashlib.sha256(data).hexdigest()}"
     headers = {"X-Twilio-Signature": signature(token, signed, {}), "Content-Type": "audio/wav"}
     try:
-        response = session.post(signed, data=data, headers=headers, timeout=timeout)
+        response = session.post(f"{via or url}?bodySHA256={hashlib.sha256(data).hexdigest()}",
+                                data=data, headers=headers, timeout=timeout)
     except requests.RequestException as exc:
         raise WebUnreachable(str(exc)) from exc
     if response.status_code >= 500:
