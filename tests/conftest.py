@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from rq import SimpleWorker
 from twilio.request_validator import RequestValidator
 
+from gateway import accounts
 from gateway.app import create_app
 from gateway.context import QUEUE, Hotline
 from gateway.embedded import EmbeddedRedis
@@ -108,6 +109,18 @@ def sample(hl: Hotline) -> Hotline:
     report = import_file(hl.r, SAMPLE, "CN")
     assert report.ok, report.errors
     return hl
+
+
+PASSWORD = "a-long-password"  # every dashboard account the tests make
+
+
+@pytest.fixture
+def people(sample: Hotline) -> Hotline:
+    """The sample ledger plus an admin and the heads of 联合村 and 团结村."""
+    accounts.create(sample, "admin", "admin", PASSWORD)
+    accounts.create(sample, "zhang", "head", PASSWORD, "联合村")
+    accounts.create(sample, "bai", "head", PASSWORD, "团结村")
+    return sample
 
 
 @pytest.fixture

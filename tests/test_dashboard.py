@@ -17,6 +17,7 @@ from gateway.store import KEYS
 from gateway.web.sim_driver import Driver
 from tests.conftest import (
     HEAD,
+    PASSWORD,
     RESIDENT,
     STRANGER,
     VOLUNTEER,
@@ -24,7 +25,6 @@ from tests.conftest import (
 )
 
 BATEER = "+8613900000004"  # a resident of 团结村
-PASSWORD = "a-long-password"
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -42,15 +42,6 @@ def login(client: FlaskClient, name: str, password: str = PASSWORD) -> Any:
 def post(client: FlaskClient, path: str, data: dict[str, str] | None = None) -> Any:
     """A form post as the browser sends it, with the page's CSRF token."""
     return client.post(path, data={**(data or {}), "csrf_token": token(client, "/board")})
-
-
-@pytest.fixture
-def people(sample: Hotline) -> Hotline:
-    """The sample ledger plus an admin and the heads of 联合村 and 团结村."""
-    accounts.create(sample, "admin", "admin", PASSWORD)
-    accounts.create(sample, "zhang", "head", PASSWORD, "联合村")
-    accounts.create(sample, "bai", "head", PASSWORD, "团结村")
-    return sample
 
 
 @pytest.fixture
