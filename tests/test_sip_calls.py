@@ -237,7 +237,7 @@ def test_a_caller_not_among_the_peers_gets_403_and_no_ticket(office: Office, tmp
     proc = office.call(Path(__file__).parent / "sipp" / "refused.xml", source="127.0.0.1")
     finish(proc)
     assert tickets.list_tickets(office.hl) == []
-    assert office.agent.ended == []  # type: ignore[attr-defined]
+    assert list(office.agent.ended) == []  # type: ignore[attr-defined]
 
 
 def test_with_the_web_down_the_caller_hears_kept_and_the_call_back_ticket_comes_once(

@@ -101,7 +101,7 @@ class Agent:
         self.pool = ThreadPoolExecutor(max_workers=POOL, thread_name_prefix="sip-web")
         self.results: queue.Queue[Callable[[], None]] = queue.Queue()
         self.runs: dict[str, CallRun] = {}
-        self.ended: list[CallRun] = []   # finished calls, newest last (the tests read them)
+        self.ended: deque[CallRun] = deque(maxlen=64)  # the latest finished calls (tests read them)
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._local = threading.local()

@@ -18,6 +18,7 @@ import tempfile
 import time
 import wave
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import requests
@@ -37,7 +38,9 @@ class Clip:
     seconds: float
 
 
+@lru_cache(maxsize=4096)
 def seconds_of(path: Path) -> float:
+    """A cached prompt's length; the files never change once made (their names are hashes)."""
     with wave.open(str(path), "rb") as wav:
         return wav.getnframes() / float(wav.getframerate() or RATE)
 

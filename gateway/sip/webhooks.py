@@ -57,11 +57,10 @@ def upload(session: requests.Session, token: str, url: str, wav: Path,
     """A recording's WAV to the web, signed as Twilio signs a request with a body: the URL
     carries the body's SHA-256 (`bodySHA256`) and the signature covers the URL."""
     data = wav.read_bytes()
-    signed = f"{url}?bodySHA256={hashlib.sha256(data).hexdigest()}"
-    headers = {"X-Twilio-Signature": signature(token, signed, {}), "Content-Type": "audio/wav"}
+    query = f"?bodySHA256={hashlib.sha256(data).hexdigest()}"
+    headers = {"X-Twilio-Signature": signature(token, url + query, {}), "Content-Type": "audio/wav"}
     try:
-        response = session.post(f"{via or url}?bodySHA256={hashlib.sha256(data).hexdigest()}",
-                                data=data, headers=headers, timeout=timeout)
+        response = session.post((via or url) + query, data=data, headers=headers, timeout=timeout)
     except requests.RequestException as exc:
         raise WebUnreachable(str(exc)) from exc
     if response.status_code >= 500:

@@ -35,14 +35,14 @@ def _hl() -> Hotline:
 @bp.post("/twilio/sip/recording/<sid>")
 def take(sid: str) -> ResponseReturnValue:
     hl = _hl()
-    if not _SID.match(sid):
-        abort(400, description="not a recording sid")
     signature = request.headers.get("X-Twilio-Signature", "")
     digest = request.args.get("bodySHA256", "")
     validator = RequestValidator(hl.settings.webhook_token())
     if not signature or not validator.validate(public_url_of_request(hl), {}, signature):
         log.warning("refused a recording upload: bad or missing X-Twilio-Signature")
-        abort(403)
+        abort(403)  # before anything else: an unsigned request learns nothing
+    if not _SID.match(sid):
+        abort(400, description="not a recording sid")
     data = request.get_data(cache=False)
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest):
         abort(400, description="the body is not what was signed")

@@ -82,13 +82,14 @@ def _one_call(agent: Any, caller: str, tmp: Path, index: int, out: dict[str, Any
         scenario = gateway_call(tmp / f"call{index}.xml", rtp_port=peer.port,
                                 caller=caller.removeprefix("+86"), steps=(("their_bye", "120000"),))
         proc = subprocess.Popen([shutil.which("sipp") or "sipp", "-sf", str(scenario), "-i", GATEWAY,
-                                 "-p", str(free_port()), "-mp", str(free_port()), "-m", "1", "-s", "12345", "-nostdin",
+                                 "-p", str(free_port()), "-mp", str(free_port()), "-m", "1",
+                                 "-s", "12345", "-nostdin",
                                  f"127.0.0.1:{agent.sip.port}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        latencies = []
+        latencies: list[float] = []
         epoch = 0
         for key in "11":
-            run = _wait(lambda: _gathering(agent, caller, epoch), 60)
+            run = _wait(lambda at=epoch: _gathering(agent, caller, at), 60)
             if run is None:
                 break
             epoch = run.epoch
