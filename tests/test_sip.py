@@ -47,8 +47,7 @@ def test_non_peer_gets_403() -> None:
 
     sipp = require_tool("sipp", "sip-tester")
     port = free_port()
-    settings = from_env({"HOTLINE_SIP_LISTEN": f"127.0.0.1:{port}", "HOTLINE_SIP_PEERS": "127.0.0.2"})
-    assert settings is not None
+    (settings,) = from_env({"HOTLINE_SIP_LISTEN": f"127.0.0.1:{port}", "HOTLINE_SIP_PEERS": "127.0.0.2"})
     engine = PjsipEngine("127.0.0.1", port)
     seen: list[str] = []
 

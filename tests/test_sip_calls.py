@@ -5,9 +5,12 @@ over HTTP, and tickets land in the real Redis."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import wave
 from collections.abc import Iterator
@@ -255,3 +258,71 @@ def test_with_the_web_down_the_caller_hears_kept_and_the_call_back_ticket_comes_
     wait_until(lambda: not spool.pending(office.hl.settings.data_dir / "sip"), timeout=10)
     office.agent.replay()  # type: ignore[attr-defined]
     assert len(tickets.list_tickets(office.hl)) == 1
+
+
+def clean_audio(peer: RtpPeer) -> tuple[float, float]:
+    """What share of the 20 ms packets the call's span should hold arrived, and the longest
+    silence on the wire between two of them (a dropout, not quiet audio: silence is sent)."""
+    heard = peer.audio()
+    span = heard[-1].at - heard[0].at
+    gaps = [b.at - a.at for a, b in itertools.pairwise(heard)]
+    return len(heard) / (span / 0.020 + 1), max(gaps)
+
+
+def test_eight_calls_at_once_over_two_addresses_each_make_their_ticket_with_clean_audio(
+        sample: Hotline, tmp_path: Path) -> None:
+    # An 8-port gateway configured by line: lines 1-4 send to one address, 5-8 to the other
+    # (pjsua takes 4 calls per process); `hotline sip` runs an engine process for each.
+    from gateway.sip.agent import Agent
+
+    sipp = require_tool("sipp", "sip-tester")
+    web_port = free_port_tcp()
+    settings = sample.settings.with_overrides(public_url=f"http://127.0.0.1:{web_port}")
+    web = Web(settings, sample.url, web_port)
+    web.up()
+    ports = [free_port(), free_port()]
+    rtp = free_port_tcp() // 100 * 100 % 40000 + 20000  # a range away from SIPp's own ports
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "TWILIO_"))}
+    env.update({"REDIS_URL": sample.url, "HOTLINE_DATA_DIR": str(settings.data_dir),
+                "HOTLINE_PUBLIC_URL": settings.public_url,
+                "TWILIO_AUTH_TOKEN": settings.webhook_token(), "HOTLINE_SMS_CHANNEL": "outbox",
+                "HOTLINE_SIP_LISTEN": ",".join(f"127.0.0.1:{p}" for p in ports),
+                "HOTLINE_SIP_PEERS": GATEWAY, "HOTLINE_SIP_RTP_PORTS": f"{rtp}-{rtp + 39}"})
+    callers = [f"+8613700{i:06d}" for i in range(8)]
+    # The prompts' timing, and their speech synthesised once into the shared data folder.
+    timing = Office(Hotline(settings, url=sample.url), Agent(settings, SipSettings("", 0, ())),
+                    0, web, tmp_path)
+    first = round((intro_seconds(timing, callers[0]) + 5.0) * 1000)
+    with open(tmp_path / "sip.log", "wb") as log_file:
+        agents = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sip"], env=env,
+                                  start_new_session=True, stdout=subprocess.DEVNULL, stderr=log_file)
+    peers = [RtpPeer() for _ in callers]
+    try:
+        wait_until(lambda: (tmp_path / "sip.log").read_text().count("SIP agent on") == 2, timeout=30)
+        procs = []
+        for i, (caller, peer) in enumerate(zip(callers, peers, strict=True)):
+            scenario = gateway_call(tmp_path / f"line{i}.xml", rtp_port=peer.port,
+                                    caller=caller.removeprefix("+86"),
+                                    steps=(("pause", str(first)), ("info", "1"), ("pause", "4000"),
+                                           ("info", "1"), ("their_bye", "90000")))
+            procs.append(subprocess.Popen(
+                [sipp, "-sf", str(scenario), "-i", GATEWAY, "-p", str(free_port()),
+                 "-mp", str(free_port()), "-m", "1", "-s", "12345", "-nostdin",
+                 f"127.0.0.1:{ports[i // 4]}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        for proc in procs:
+            finish(proc, timeout=150)
+        for caller, peer in zip(callers, peers, strict=True):
+            ticket = tickets.open_ticket_of(sample, caller)
+            assert ticket is not None and (ticket.category, ticket.channel) == ("medicine", "voice")
+            assert {len(h.payload) for h in peer.audio()} == {160}
+            arrived, longest_gap = clean_audio(peer)
+            assert arrived > 0.97 and longest_gap < 0.25, (caller, arrived, longest_gap)
+            assert peer.loud_packets() > 5 * 50
+        log = (tmp_path / "sip.log").read_text()
+        assert log.count("(4 calls at once)") == 2
+    finally:
+        os.killpg(agents.pid, signal.SIGTERM)
+        agents.wait(timeout=20)
+        for peer in peers:
+            peer.close()
+        web.down()

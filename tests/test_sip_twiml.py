@@ -50,6 +50,28 @@ def test_gather_without_action_posts_to_current_url() -> None:
     assert verbs[0].finish_on_key == "#"
 
 
+def test_relative_urls_are_taken_from_the_current_one_as_twilio_takes_them() -> None:
+    doc = ("<Response><Gather action='menu?step=2'><Play>/audio/zh/menu.wav</Play></Gather>"
+           "<Redirect>../again</Redirect></Response>")
+    gather, redirect = tr.parse(doc, BASE + "/incoming", within="https://hotline.example")
+    assert isinstance(gather, tr.Gather) and gather.action == BASE + "/menu?step=2"
+    assert gather.prompts == (tr.Play("https://hotline.example/audio/zh/menu.wav"),)
+    assert redirect == tr.Redirect("https://hotline.example/again")
+
+
+def test_an_answer_pointing_outside_the_web_is_refused_not_followed() -> None:
+    import pytest
+
+    within = "https://hotline.example"
+    for doc in ("<Response><Redirect>https://elsewhere.example/x</Redirect></Response>",
+                "<Response><Gather action='https://hotline.example.evil/x'/></Response>",
+                "<Response><Play>http://10.0.0.1/a.wav</Play></Response>",
+                "<Response><Record recordingStatusCallback='//elsewhere.example/r'/></Response>"):
+        with pytest.raises(tr.ForeignUrl):
+            tr.parse(doc, BASE + "/incoming", within=within)
+    assert tr.parse("<Response><Redirect>https://elsewhere.example/x</Redirect></Response>", BASE)
+
+
 def test_digits_end_at_num_digits_or_finish_key() -> None:
     c = tr.DigitCollector(tr.Gather(action="", num_digits=1, finish_on_key=""))
     assert c.key("1") and c.digits == "1"
@@ -71,14 +93,28 @@ def test_sip_settings_and_peers() -> None:
     from gateway.settings import ConfigError
     from gateway.sip import config
 
-    assert config.from_env({}) is None
-    s = config.from_env({"HOTLINE_SIP_LISTEN": "127.0.0.1:5070",
-                         "HOTLINE_SIP_PEERS": "127.0.0.2, 10.8.0.0/24"})
-    assert s is not None and (s.host, s.port, s.rtp_first, s.rtp_last) == ("127.0.0.1", 5070, 16384, 16483)
+    assert config.from_env({}) == ()
+    (s,) = config.from_env({"HOTLINE_SIP_LISTEN": "127.0.0.1:5070",
+                            "HOTLINE_SIP_PEERS": "127.0.0.2, 10.8.0.0/24"})
+    assert (s.host, s.port, s.rtp_first, s.rtp_last) == ("127.0.0.1", 5070, 16384, 16483)
     assert s.allows("127.0.0.2") and s.allows("10.8.0.77")
     assert not s.allows("127.0.0.1") and not s.allows("bogus")
-    assert not config.from_env({"HOTLINE_SIP_LISTEN": "0.0.0.0:5060"}).allows("127.0.0.2")  # type: ignore[union-attr]
+    assert not config.from_env({"HOTLINE_SIP_LISTEN": "0.0.0.0:5060"})[0].allows("127.0.0.2")
     for env in ({"HOTLINE_SIP_LISTEN": "5060"}, {"HOTLINE_SIP_LISTEN": "h:1", "HOTLINE_SIP_PEERS": "x.y"},
-                {"HOTLINE_SIP_LISTEN": "h:1", "HOTLINE_SIP_RTP_PORTS": "9-8"}):
+                {"HOTLINE_SIP_LISTEN": "h:1", "HOTLINE_SIP_RTP_PORTS": "9-8"},
+                {"HOTLINE_SIP_LISTEN": "h:1,h:1"},
+                {"HOTLINE_SIP_LISTEN": "h:1,h:2", "HOTLINE_SIP_RTP_PORTS": "20000-20014"},
+                {"HOTLINE_SIP_LISTEN": "h:1,:2"}):
         with pytest.raises(ConfigError):
             config.from_env(env)
+
+
+def test_several_addresses_share_the_rtp_range_without_overlap() -> None:
+    from gateway.sip import config
+
+    engines = config.from_env({"HOTLINE_SIP_LISTEN": "0.0.0.0:5060, 0.0.0.0:5062,[::1]:5064",
+                               "HOTLINE_SIP_PEERS": "192.168.1.30", "HOTLINE_SIP_NUMBER": "12345",
+                               "HOTLINE_SIP_RTP_PORTS": "20000-20031"})
+    assert [(e.host, e.port) for e in engines] == [("0.0.0.0", 5060), ("0.0.0.0", 5062), ("::1", 5064)]
+    assert [(e.rtp_first, e.rtp_last) for e in engines] == [(20000, 20009), (20010, 20019), (20020, 20029)]
+    assert all(e.number == "12345" and e.allows("192.168.1.30") for e in engines)

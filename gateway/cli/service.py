@@ -48,23 +48,35 @@ def worker(burst: bool) -> None:
 @click.command("sip")
 @click.option("--web", default="", metavar="URL",
               help="reach the web here instead of at HOTLINE_PUBLIC_URL (the same box)")
-def sip(web: str) -> None:
+@click.option("--address", "only", default=-1, type=int, hidden=True,
+              help="answer only the Nth address of HOTLINE_SIP_LISTEN (one engine process each)")
+def sip(web: str, only: int) -> None:
     """The SIP agent alone: answers the gateway's calls and runs the menu through the web's
     voice webhooks at HOTLINE_PUBLIC_URL (on this box or at the county)."""
     from gateway.settings import ConfigError
     from gateway.sip.config import from_env
 
     try:
-        sip_settings = from_env(os.environ)
+        addresses = from_env(os.environ)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    if sip_settings is None:
+    if not addresses:
         raise click.ClickException("HOTLINE_SIP_LISTEN is not set (e.g. 0.0.0.0:5060)")
     try:
         import pjsua2  # noqa: F401
     except ImportError:
         raise click.ClickException(
             "the SIP stack is not installed: pip install 'hotline[sip]' (PJSIP's pjsua2)") from None
+    if len(addresses) > 1 and only < 0:
+        # pjsua is one per process: an engine process per address, supervised here.
+        extra = ["--web", web] if web else []
+        _supervise([subprocess.Popen([sys.executable, "-m", "gateway.cli", "sip", *extra,
+                                      "--address", str(i)], start_new_session=True)
+                    for i in range(len(addresses))])
+        return
+    if not -1 <= only < len(addresses):
+        raise click.ClickException(f"--address {only}: HOTLINE_SIP_LISTEN has {len(addresses)}")
+    sip_settings = addresses[max(only, 0)]
     from gateway.logs import setup
     from gateway.sip.agent import Agent
 

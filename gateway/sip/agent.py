@@ -134,8 +134,9 @@ class Agent:
         engine.on_call(self._incoming)
         engine.on_key(self._key)
         engine.on_hangup(self._hung_up)
-        log.info("SIP agent on %s:%s for peers %s; web %s", self.sip.host, self.sip.port,
-                 ",".join(str(p) for p in self.sip.peers) or "(none)", self.web)
+        log.info("SIP agent on %s:%s (%s calls at once) for peers %s; web %s", self.sip.host,
+                 self.sip.port, engine.capacity, ",".join(str(p) for p in self.sip.peers) or "(none)",
+                 self.web)
         self.ready.set()
         try:
             while not self._stop.is_set():
@@ -224,7 +225,7 @@ class Agent:
 
         def job() -> list[Prepared]:
             document = post(self._session(), self.token, url, form, via=self._via(url))
-            return self._prepare(twiml.parse(document, url))
+            return self._prepare(twiml.parse(document, url, within=self.base))
 
         self._later(run, job, self._got, self._web_failed)
 
@@ -376,7 +377,7 @@ class Agent:
                 self._keep([upload_, *callbacks])
                 raise
             self._deliver([*callbacks])
-            return self._prepare(twiml.parse(document, action.url))
+            return self._prepare(twiml.parse(document, action.url, within=self.base))
 
         self._stop_media(run)
         self._later(run, job, self._got, self._web_failed)

@@ -22,6 +22,8 @@ class IncomingCall:
 
 
 class Engine(Protocol):
+    capacity: int  # calls it holds at once; INVITEs beyond get 486 Busy Here
+
     def on_call(self, handler: Callable[[IncomingCall], bool]) -> None:
         """`handler` decides each INVITE: True answers it (200), False refuses it (403, no 180)."""
 

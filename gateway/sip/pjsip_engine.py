@@ -8,6 +8,7 @@ SIP"). Everything pjsua2 is touched from the thread that created the engine.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import re
 import weakref
@@ -37,6 +38,23 @@ def caller_of(message: str, from_uri: str) -> str:
         if user:
             return user.group(1)
     return _user(from_uri)
+
+
+# pjsua takes the smaller of this and its compiled-in PJSUA_MAX_CALLS, which is 4 in the PyPI
+# wheel (pjsua2-python 2.15): more calls at once are more addresses (HOTLINE_SIP_LISTEN), an
+# engine process each, or a pjsua2 built with a larger PJSUA_MAX_CALLS (README, "Voice over SIP").
+ASKED_CALLS = 32
+
+
+def _max_calls() -> int:
+    """How many calls pjsua will hold at once, as it decided at libInit (its C API says; the
+    SWIG binding does not): more INVITEs meanwhile get 486 Busy Here from pjsua itself."""
+    try:
+        count = ctypes.CDLL(pj._pjsua2.__file__).pjsua_call_get_max_count
+    except (AttributeError, OSError):  # a build that hides its C symbols: trust the request
+        return ASKED_CALLS
+    count.restype = ctypes.c_uint
+    return int(count())
 
 
 class _Call(pj.Call):  # type: ignore[misc]
@@ -102,7 +120,7 @@ class PjsipEngine:
         cfg = pj.EpConfig()
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
-        cfg.uaConfig.maxCalls = 32
+        cfg.uaConfig.maxCalls = ASKED_CALLS
         cfg.logConfig.level = 1
         cfg.logConfig.consoleLevel = 1
         cfg.medConfig.noVad = True  # silence is sent as audio: gateways expect a steady stream
@@ -110,6 +128,7 @@ class PjsipEngine:
         cfg.medConfig.clockRate = 8000  # the bridge at G.711's rate: no resampling, 8 kHz WAVs
         cfg.medConfig.sndClockRate = 8000
         self.ep.libInit(cfg)
+        self.capacity = _max_calls()
         tcfg = pj.TransportConfig()
         tcfg.boundAddress = host
         tcfg.port = port

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from urllib.parse import urljoin
 
 from twilio.request_validator import RequestValidator
 
@@ -76,28 +77,51 @@ def _prompt(el: ET.Element) -> Say | Play | Pause | None:
     return None
 
 
-def parse(document: str, current_url: str) -> list[Verb]:
-    """The verbs of a <Response>, in order; a verb without action posts back to `current_url`."""
+class ForeignUrl(ValueError):
+    """TwiML sent the call somewhere other than the hotline's own web: refused, not followed."""
+
+
+def parse(document: str, current_url: str, within: str = "") -> list[Verb]:
+    """The verbs of a <Response>, in order; a verb without action posts back to `current_url`.
+
+    URLs are taken relative to `current_url`, as Twilio takes them. With `within` (the web's
+    HOTLINE_PUBLIC_URL), a URL outside it raises ForeignUrl: the agent signs what it posts and
+    posts the caller's number, so it never follows an answer to another host.
+    """
     root = ET.fromstring(document)
+
+    def url(value: str | None) -> str:
+        resolved = urljoin(current_url, value.strip()) if value and value.strip() else current_url
+        if within and not resolved.startswith(within.rstrip("/") + "/"):
+            raise ForeignUrl(f"TwiML points outside {within}: {resolved[:80]}")
+        return resolved
+
+    def prompt(el: ET.Element) -> Say | Play | Pause | None:
+        found = _prompt(el)
+        if isinstance(found, Play):
+            return Play(url(found.url)) if found.url else None  # nothing to play: skipped
+        return found
+
     verbs: list[Verb] = []
     for el in root:
-        prompt = _prompt(el)
-        if prompt is not None:
-            verbs.append(prompt)
+        spoken = prompt(el)
+        if spoken is not None:
+            verbs.append(spoken)
         elif el.tag == "Gather":
-            nested = tuple(p for p in (_prompt(c) for c in el) if p is not None)
-            verbs.append(Gather(action=el.get("action") or current_url,
+            nested = tuple(p for p in (prompt(c) for c in el) if p is not None)
+            verbs.append(Gather(action=url(el.get("action")),
                                 num_digits=int(_num(el.get("numDigits"), 0)),
                                 timeout=_num(el.get("timeout"), 5.0),
                                 finish_on_key=el.get("finishOnKey", "#"), prompts=nested))
         elif el.tag == "Record":
-            verbs.append(Record(action=el.get("action") or current_url,
+            callback = el.get("recordingStatusCallback", "")
+            verbs.append(Record(action=url(el.get("action")),
                                 max_length=_num(el.get("maxLength"), 3600.0),
                                 timeout=_num(el.get("timeout"), 5.0),
                                 finish_on_key=el.get("finishOnKey", "1234567890*#"),
-                                status_callback=el.get("recordingStatusCallback", "")))
+                                status_callback=url(callback) if callback else ""))
         elif el.tag == "Redirect":
-            verbs.append(Redirect((el.text or "").strip() or current_url))
+            verbs.append(Redirect(url(el.text)))
         elif el.tag == "Hangup":
             verbs.append(Hangup())
     return verbs

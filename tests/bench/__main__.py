@@ -37,11 +37,11 @@ def bench_webhooks(env: dict[str, str], tmp: Path, seconds: int, connections: in
 
     def voice(i: int) -> dict[str, str]:
         caller = known[(i // 2) % len(known)] if i % 2 == 0 else stranger(i)
-        return {"CallSid": f"CAbench{i:010d}", "From": caller, "To": "+8647100000000",
+        return {"CallSid": f"CA{i:032x}", "From": caller, "To": "+8647100000000",
                 "CallStatus": "ringing", "AccountSid": "ACbench", "Direction": "inbound"}
 
     def sms(i: int) -> dict[str, str]:
-        return {"MessageSid": f"SMbench{i:010d}", "From": stranger(i), "To": "+8647100000000",
+        return {"MessageSid": f"SM{i:032x}", "From": stranger(i), "To": "+8647100000000",
                 "Body": "1 要降压药", "NumMedia": "0", "AccountSid": "ACbench"}
 
     results: dict[str, Any] = {}
