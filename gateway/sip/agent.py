@@ -194,6 +194,9 @@ class Agent:
         """A pool job's result, taken only if the call is still waiting for it."""
         if not run.ended and run.epoch == epoch:
             handler(run, value)
+        else:
+            log.debug("SIP call %s: a late answer (%s, now %s) dropped", run.fields.call_sid[-6:],
+                      epoch, run.epoch)
 
     @property
     def engine(self) -> Engine:
@@ -222,6 +225,8 @@ class Agent:
     def _request(self, run: CallRun, url: str, form: dict[str, str]) -> None:
         """POST a step to the web; its TwiML becomes the call's verbs."""
         self._stop_media(run)
+        log.debug("SIP call %s: asks %s (%s)", run.fields.call_sid[-6:], url[len(self.base):],
+                  form.get("Digits", ""))
 
         def job() -> list[Prepared]:
             document = post(self._session(), self.token, url, form, via=self._via(url))
@@ -281,6 +286,7 @@ class Agent:
             self.engine.hangup(run.call_id)  # Twilio ends a call whose TwiML runs out
             return
         verb, clips = run.verbs.popleft()
+        log.debug("SIP call %s: %s", run.fields.call_sid[-6:], type(verb).__name__)
         if isinstance(verb, twiml.Say | twiml.Play):
             self._play(run, clips, self._next)
         elif isinstance(verb, twiml.Pause):
@@ -402,7 +408,8 @@ class Agent:
         elif run.recording is not None and run.recording.started and \
                 key in run.recording.verb.finish_on_key:
             self._recorded(run, key)
-        # any other key: Twilio ignores keys outside <Gather> and <Record>
+        else:  # Twilio ignores keys outside <Gather> and <Record>
+            log.debug("SIP call %s: key %s outside a Gather or Record", run.fields.call_sid[-6:], key)
 
     def _tick(self, run: CallRun, now: float) -> None:
         if run.clip_until is not None and now >= run.clip_until:

@@ -1,7 +1,9 @@
 """Eight gateway calls at once through the whole menu (1, then 1) over SIP, to `hotline sip` on two
-addresses: all complete, the engines' CPU per call, and from a key's first RTP packet to the next
-prompt's first sound, beside the same web's webhook round trip alone (the baseline: what the
-agent adds on top of the web: stopping the prompt, the request, the next prompt's start)."""
+addresses: all complete, the engines' CPU per call, and from a key's last RTP packet (as asked;
+negative when the next prompt starts while the key still sounds: the engine takes a key at its
+first packet) and from its first packet to the next prompt's first sound, beside the same web's
+webhook round trip alone (the baseline: what the agent adds on top of the web: stopping the
+prompt, the request, the next prompt's start)."""
 
 from __future__ import annotations
 
@@ -81,19 +83,24 @@ def _one_call(port: int, caller: str, first_key: float, tmp: Path, index: int,
                                  "-s", "12345", "-nostdin", f"127.0.0.1:{port}"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         latencies: list[float] = []
+        from_last: list[float] = []
         if peer.first_heard.wait(30):
             at = peer.heard[0].at + first_key
             for key in "11":
                 time.sleep(max(0.0, at - time.monotonic()))
                 pressed = time.monotonic()  # the key's first packet goes now
                 peer.press(key)
+                sent = time.monotonic()  # and its last (the end packets, three times)
                 quiet = _first_silence_after(peer, pressed)
                 gap = _first_sound_after(peer, quiet) if quiet is not None else None
                 if gap is None or quiet is None:
                     break
                 latencies.append(quiet + gap - pressed)
+                # Negative when the next prompt began while the key still sounded.
+                from_last.append(quiet + gap - sent)
                 at = quiet + gap + 2.0
         out["latencies"] = latencies
+        out["from_last"] = from_last
         rc = proc.wait(timeout=120)
         out["ok"] = rc == 0 and len(latencies) == 2
         if rc != 0 and proc.stderr is not None:
@@ -166,7 +173,8 @@ def run(env: dict[str, str], tmp: Path) -> dict[str, Any]:
     rtp = free_port()
     sip_env = {**env, "HOTLINE_PUBLIC_URL": settings.public_url, "HOTLINE_SIP_PEERS": GATEWAY,
                "HOTLINE_SIP_LISTEN": ",".join(f"127.0.0.1:{p}" for p in ports),
-               "HOTLINE_SIP_RTP_PORTS": f"{rtp}-{rtp + 20 * ADDRESSES - 1}"}
+               "HOTLINE_SIP_RTP_PORTS": f"{rtp}-{rtp + 20 * ADDRESSES - 1}",
+               "HOTLINE_LOG_LEVEL": "DEBUG"}  # every verb and request, kept when a call fails
     # When the menu listens, from the answer's own prompts (synthesised here once, into the
     # data folder the agents share): the first key goes 3 s into the menu prompt.
     probe = Agent(settings, SipSettings("", 0, ()))
@@ -182,7 +190,8 @@ def run(env: dict[str, str], tmp: Path) -> dict[str, Any]:
         agents = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sip"], env=sip_env,
                                   start_new_session=True, stdout=subprocess.DEVNULL, stderr=log_file)
     try:
-        _wait(lambda: (tmp / "sip.log").read_text().count("SIP agent on") == ADDRESSES, 30)
+        if not _wait(lambda: (tmp / "sip.log").read_text().count("SIP agent on") == ADDRESSES, 30):
+            raise RuntimeError("hotline sip did not start: " + (tmp / "sip.log").read_text()[-500:])
         _one_call(ports[0], callers[0], first_key, tmp, 99, {})  # the rest of the prompts: not measured
         results: list[dict[str, Any]] = [{} for _ in range(CALLS)]
         cpu_before, wall_before = _children_cpu(agents.pid), time.monotonic()
@@ -206,16 +215,23 @@ def run(env: dict[str, str], tmp: Path) -> dict[str, Any]:
     if done < CALLS:  # the agents' own account of what went wrong, kept past the scratch folder
         shutil.copy(tmp / "sip.log", "bench-sip.log")
     p50, p99 = _pct(latencies, 0.5) * 1000, _pct(latencies, 0.99) * 1000
+    last = [x for r in results for x in r.get("from_last", [])]
+    l50, l99 = _pct(last, 0.5) * 1000, _pct(last, 0.99) * 1000
     b50, b99 = _pct(base, 0.5) * 1000, _pct(base, 0.99) * 1000
     call_seconds = statistics.mean(r.get("seconds", 0.0) for r in results) or 1.0
     # The engine processes only (the web runs in this process): a core per call, over the call.
     per_call = cpu / CALLS / call_seconds * 100
     return {"calls": CALLS, "completed": done, "per_call": results, "cpu_seconds": cpu, "wall_seconds": wall,
             "key_to_prompt_ms": latencies and {"p50": p50, "p99": p99},
+            "last_packet_to_prompt_ms": last and {"p50": l50, "p99": l99},
             "webhook_ms": {"p50": b50, "p99": b99},
             "rows": {
                 f"SIP calls completed of {CALLS} at once": (f"{done}", f"{CALLS}", f"{done / CALLS:.2f}x"),
                 "SIP agent CPU per call, % of a core": (f"{per_call:.1f}", "", ""),
+                "SIP key's last packet -> next prompt p50 ms":
+                    (f"{l50:.0f}", f"{b50:.0f}", f"{l50 / b50:.1f}x"),
+                "SIP key's last packet -> next prompt p99 ms":
+                    (f"{l99:.0f}", f"{b99:.0f}", f"{l99 / b99:.1f}x"),
                 "SIP key's first packet -> next prompt p50 ms":
                     (f"{p50:.0f}", f"{b50:.0f}", f"{p50 / b50:.1f}x"),
                 "SIP key's first packet -> next prompt p99 ms":
