@@ -37,8 +37,7 @@ log = logging.getLogger(__name__)
 
 VOICE_LEVEL = 6       # the engine's 0-255 level above which the caller is speaking (speech 9-28)
 PROMPT_SLACK = 0.06   # a prompt is over a little after its length: the last packets are in flight
-POOL = 8              # webhook requests at once: one per line of an 8-port gateway
-MAX_CALLS = 30        # the engine's call table holds 32
+POOL = 8              # webhook requests at once: more than the calls an engine holds (4)
 
 Prepared = tuple[twiml.Verb, tuple[Clip, ...]]
 EngineFactory = Callable[[SipSettings], Engine]
@@ -208,9 +207,6 @@ class Agent:
     def _incoming(self, call: IncomingCall) -> bool:
         if not self.sip.allows(call.source):
             log.warning("SIP: refused an INVITE from %s (not among HOTLINE_SIP_PEERS)", call.source)
-            return False
-        if len(self.runs) >= MAX_CALLS:
-            log.warning("SIP: refused a call from %s: %d calls already", call.source, MAX_CALLS)
             return False
         raw = call.caller.strip()
         caller = (try_normalise(raw, self.settings.default_region) or raw) if raw else ""
