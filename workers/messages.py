@@ -143,7 +143,7 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         paced = hl.settings.sms_rate > 0 and name not in UNPACED
         sender, turn = name, 0.0
         if paced:
-            sender = str(getattr(channel, "sender", "") or name)
+            sender = channel.sender
             turn = pacing.reserve(hl, sender) if slot is None else slot
         # The attempt is on the record before the provider hears of it.
         messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
@@ -191,29 +191,21 @@ def outcome_unknown(message: Message) -> bool:
 
 
 def _lookup(channel: Channel, message: Message) -> Receipt | None:
-    finder = getattr(channel, "lookup", None)
-    if finder is None:
-        return None
     try:
-        found: Receipt | None = finder(message)
+        return channel.lookup(message)
     except TransportError as exc:
         if not exc.permanent:
             raise
         log.warning("sms %s: could not ask %s whether it has it (%s); sending", message.id,
                     channel.name, exc)
         return None
-    return found
-
-
-def _keeps_state(channel: Channel) -> bool:
-    return bool(getattr(channel, "records_state", False))
 
 
 def _accepted(hl: Hotline, message: Message, channel: Channel, receipt: Receipt, gate: Gate) -> None:
     # A status callback may have come first (delivered before we wrote "sent"): never go back.
     messages.advance(hl, message.id, receipt.status, provider_id=receipt.provider_id,
                      channel=channel.name, error="")
-    if not _keeps_state(channel):
+    if not channel.records_state:
         channel_state.record_ok(hl, channel.name)
     _end_outage(hl, gate, message.id)
 
@@ -234,7 +226,7 @@ def _transient(hl: Hotline, message: Message, exc: TransportError, channel: Chan
                gate: Gate, inline: bool = False) -> str:
     error = f"{exc.code} {exc}".strip()
     messages.update(hl, message.id, status="queued", error=error)
-    if not _keeps_state(channel):
+    if not channel.records_state:
         channel_state.record_failure(hl, channel.name, error)
     if gate.fail(message):
         log.warning("sms %s to %s: %s; retrying, others wait", message.id, mask(message.to),
