@@ -13,7 +13,7 @@ from rq import Queue, Retry
 
 from gateway.ledger import LedgerCopy
 from gateway.settings import Settings
-from gateway.store import Redis, connect, redis_url, rq_connection
+from gateway.store import BytesRedis, Redis, connect, redis_url, rq_connection
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class Hotline:
         return connect(self.url)
 
     @cached_property
-    def rq(self) -> Redis:
+    def rq(self) -> BytesRedis:
         return rq_connection(self.url)
 
     @cached_property

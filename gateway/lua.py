@@ -90,8 +90,9 @@ class Script:
         values = [named[k] for k in self.keys]
         values += [json.dumps(named[a], ensure_ascii=False) if a in self.json_args else named[a]
                    for a in self.args]
+        # (types-redis leaves the script commands unannotated: their replies are the script's)
         try:
-            return r.evalsha(self.sha, len(self.keys), *values)
+            return r.evalsha(self.sha, len(self.keys), *values)  # type: ignore[no-untyped-call]
         except NoScriptError:  # Redis restarted or was flushed of scripts: load it once more
-            r.script_load(self.source)
-            return r.evalsha(self.sha, len(self.keys), *values)
+            r.script_load(self.source)  # type: ignore[no-untyped-call]
+            return r.evalsha(self.sha, len(self.keys), *values)  # type: ignore[no-untyped-call]

@@ -126,7 +126,7 @@ def _store(hl: Hotline, fields: dict[str, str], village_ids: list[str]) -> Notic
     nid = str(hl.r.incr(KEYS.seq("notice")))
     fields = {**fields, "id": nid, "created_at": str(now), "village_ids": ",".join(village_ids)}
     with hl.r.pipeline(transaction=True) as pipe:
-        pipe.hset(KEYS.notice(nid), mapping=fields)
+        pipe.hset(KEYS.notice(nid), mapping=fields)  # type: ignore[arg-type]  # see store.Redis
         pipe.zadd(KEYS.notices, {nid: now})
         for vid in village_ids:
             pipe.zadd(KEYS.notices_by_village(vid), {nid: now})

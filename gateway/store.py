@@ -74,12 +74,15 @@ from gateway.lua import Script
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    # redis-py types every reply as bytes | str | Awaitable[...]; our clients decode replies
-    # to str, so replies are treated as untyped and converted where they are used.
-    Redis = Any
-    Pipeline = Any
+    # Typed by types-redis, whose clients are generic in what replies decode to (redis-py's
+    # own annotations say bytes | str for every reply): the domain's client decodes to str,
+    # RQ's (pickled payloads) does not. Its hset takes a Mapping[str | bytes, ...], and a
+    # Mapping's key type is invariant, so a dict[str, str] passed by name needs an ignore.
+    Redis = redis.Redis[str]
+    Pipeline = redis.client.Pipeline[str]
+    BytesRedis = redis.Redis[bytes]
 else:
-    Redis = redis.Redis
+    Redis = BytesRedis = redis.Redis
     Pipeline = redis.client.Pipeline
 
 log = logging.getLogger(__name__)
@@ -250,40 +253,48 @@ class Keys:
 KEYS = Keys()
 
 
-def _client(url: str, decode: bool) -> redis.Redis:
-    """A client for `url`; ``redis+sentinel://h1:26379,h2:26379/mymaster/0`` asks Sentinel
-    for the current master, so a failover needs no restart."""
-    if url.startswith("redis+sentinel://"):
-        from urllib.parse import urlsplit
+def _sentinel_master(url: str, decode: bool) -> redis.Redis[Any] | None:
+    """For ``redis+sentinel://h1:26379,h2:26379/mymaster/0``, the current master as Sentinel
+    names it (so a failover needs no restart); None for any other URL."""
+    if not url.startswith("redis+sentinel://"):
+        return None
+    from urllib.parse import urlsplit
 
-        from redis.sentinel import Sentinel
+    from redis.sentinel import Sentinel
 
-        parts = urlsplit(url)
-        hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]) if ":" in h else 26379)
-                 for h in parts.netloc.rsplit("@", 1)[-1].split(",")]
-        path = [p for p in parts.path.split("/") if p]
-        if not path:
-            raise ValueError("a sentinel URL names its master: redis+sentinel://host:26379/mymaster")
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            hosts, socket_timeout=2, password=parts.password,
-            sentinel_kwargs={"password": parts.password} if parts.password else None)
-        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            path[0], db=int(path[1]) if len(path) > 1 else 0, decode_responses=decode)
-        return master
-    # A Redis that is away must fail fast (the webhook then spools); RQ's blocking pops need
-    # no read timeout, so only the decoded client used by domain code gets one.
-    return redis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
-                                socket_connect_timeout=2, socket_timeout=5 if decode else None)
+    parts = urlsplit(url)
+    hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]) if ":" in h else 26379)
+             for h in parts.netloc.rsplit("@", 1)[-1].split(",")]
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("a sentinel URL names its master: redis+sentinel://host:26379/mymaster")
+    sentinel = Sentinel(
+        hosts, socket_timeout=2, password=parts.password,
+        sentinel_kwargs={"password": parts.password} if parts.password else None)
+    master: redis.Redis[Any] = sentinel.master_for(
+        path[0], db=int(path[1]) if len(path) > 1 else 0, decode_responses=decode)
+    return master
+
+
+# A Redis that is away must fail fast (the webhook then spools): a short connect timeout for
+# both clients; RQ's blocking pops need no read timeout, so only the domain's gets one.
+CONNECT_TIMEOUT = 2
+READ_TIMEOUT = 5
+HEALTH_CHECK = 30
 
 
 def connect(url: str) -> Redis:
     """A client that returns str, not bytes; RQ gets its own bytes client (see `rq_connection`)."""
-    return _client(url, decode=True)
+    return _sentinel_master(url, decode=True) or redis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=READ_TIMEOUT, health_check_interval=HEALTH_CHECK)
 
 
-def rq_connection(url: str) -> redis.Redis:
+def rq_connection(url: str) -> BytesRedis:
     """RQ stores pickled payloads, so its client must not decode responses."""
-    return _client(url, decode=False)
+    return _sentinel_master(url, decode=False) or redis.Redis.from_url(
+        url, decode_responses=False, socket_connect_timeout=CONNECT_TIMEOUT,
+        health_check_interval=HEALTH_CHECK)
 
 
 def redis_url(settings: Settings) -> str:
