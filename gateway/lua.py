@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,16 @@ def _libraries(uses: list[str]) -> list[str]:
     for name in uses:
         visit(name)
     return order
+
+
+def flat(fields: Mapping[str, str]) -> list[str]:
+    """A hash as a script takes it for HSET: field, value, field, value, ..."""
+    return [x for pair in fields.items() for x in pair]
+
+
+def pairs(reply: list[str]) -> dict[str, str]:
+    """A script's HGETALL reply (field, value, ...) as a dict."""
+    return dict(zip(reply[::2], reply[1::2], strict=True))
 
 
 class Script:

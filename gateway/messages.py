@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway import clock, jobs
 from gateway.context import Hotline
-from gateway.lua import Script
+from gateway.lua import Script, flat, pairs
 from gateway.phones import mask
 from gateway.store import KEYS
 
@@ -94,7 +94,7 @@ def record(fields: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     return {"seq": KEYS.seq("message"), "all": KEYS.messages, "key": KEYS.message("{id}"),
             "status_index": KEYS.messages_by_status(full["status"]),
             "sid_key": KEYS.message_by_sid(provider_id) if provider_id else "", "now": now,
-            "fields": [x for pair in full.items() for x in pair]}, full
+            "fields": flat(full)}, full
 
 
 def _new(hl: Hotline, fields: dict[str, str]) -> Message:
@@ -155,8 +155,8 @@ def _set(hl: Hotline, mid: str, changes: Mapping[str, str | int], *, forward: bo
     fields = {k: str(v) for k, v in changes.items() if k != "status"}
     spec: dict[str, Any] = {
         "id": mid, "now": str(clock.timestamp()), "forward": forward, "ranks": RANK,
-        "fields": [x for pair in fields.items() for x in pair],
-        "missing": [x for pair in (missing or {}).items() for x in pair],
+        "fields": flat(fields),
+        "missing": flat(missing or {}),
         "index": KEYS.messages_by_status("{status}"), "sid_key": KEYS.message_by_sid("{sid}"),
     }
     if "status" in changes:
@@ -164,8 +164,8 @@ def _set(hl: Hotline, mid: str, changes: Mapping[str, str | int], *, forward: bo
     found = _UPDATE(hl.r, key=KEYS.message(mid), change=spec)
     if not found:
         return None, False
-    moved, flat = found
-    return Message.from_hash(dict(zip(flat[::2], flat[1::2], strict=True))), bool(moved)
+    moved, hashed = found
+    return Message.from_hash(pairs(hashed)), bool(moved)
 
 
 def list_messages(hl: Hotline, *, status: str | None = None, limit: int = 200,

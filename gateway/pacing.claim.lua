@@ -2,8 +2,8 @@
 -- else the seconds to wait (pacing.claim).
 -- keys: last_send
 -- args: gap, slot
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+-- uses: gateway/pacing.clock.lib
+local now = server_now()
 gap = tonumber(gap)
 slot = tonumber(slot)
 local last = tonumber(redis.call('GET', last_send) or '0')

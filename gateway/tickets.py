@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway import clock, jobs, registry
 from gateway.context import Hotline
-from gateway.lua import Script
+from gateway.lua import Script, flat, pairs
 from gateway.phones import mask
 from gateway.registry import Person
 from gateway.store import KEYS
@@ -178,7 +178,7 @@ def new_ticket(hl: Hotline, caller: str, category: str, channel: str, person: Pe
             "key": KEYS.ticket("{code}"), "history": KEYS.history("{code}"),
             "first": str(FIRST_CODE), "now": now, "notify": notify,
             "entry": _entry(caller, "opened", f"{channel}/{category}"),
-            "fields": [x for pair in fields.items() for x in pair]}
+            "fields": flat(fields)}
     return spec, fields
 
 
@@ -237,19 +237,15 @@ def _move(hl: Hotline, code: str, name: str, entry: str, fields: dict[str, str] 
         "allowed": list(move.allowed), "status": move.status, "offers": move.offers,
         "assignee": move.assignee, "append": move.append, "line": line, "taker": taker,
         "owner": owner if move.owner_only else "", "phones": list(phones), "entry": entry,
-        "fields": [x for pair in (fields or {}).items() for x in pair],
+        "fields": flat(fields or {}),
     }
     outcome, *hashes = _WRITE(hl.r, spec={"change": change})
     if outcome == "unknown":
         raise TicketError("unknown")
-    before = Ticket.from_hash(_pairs(hashes[-1] if outcome == "refused" else hashes[0]))
+    before = Ticket.from_hash(pairs(hashes[-1] if outcome == "refused" else hashes[0]))
     if outcome == "refused":
         raise TicketError(str(hashes[0]), before)
-    return before, Ticket.from_hash(_pairs(hashes[1]))
-
-
-def _pairs(flat: list[str]) -> dict[str, str]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
+    return before, Ticket.from_hash(pairs(hashes[1]))
 
 
 def mark_offered(hl: Hotline, code: str, phones: list[str], level: int = 0) -> Ticket:
