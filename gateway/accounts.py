@@ -92,7 +92,7 @@ def create(hl: Hotline, name: str, role: str, password: str, village: str | None
     if not hl.r.hsetnx(KEYS.user(name), "name", name):
         raise AccountError("exists")
     with hl.r.pipeline(transaction=True) as pipe:
-        pipe.hset(KEYS.user(name), mapping=fields)
+        pipe.hset(KEYS.user(name), mapping=fields)  # type: ignore[arg-type]  # see store.Redis
         pipe.sadd(KEYS.users, name)
         pipe.execute()
     log.info("account %s added (%s%s)", name, role, f", {vname}" if vname else "")

@@ -38,17 +38,11 @@ def create_app(settings: Settings | None = None, url: str = "", background: bool
 
 
 def _blueprints() -> list[Blueprint]:
-    """One blueprint per area."""
-    from gateway.web import (
-        android,
-        dashboard,
-        health,
-        simulator,
-        sip_recordings,
-        twilio_sms,
-        twilio_status,
-        twilio_voice,
-    )
+    """One blueprint per area; a channel's inbound webhooks live in its folder (gateway/channels/)."""
+    from gateway.channels.android import webhook as android
+    from gateway.channels.twilio import sms as twilio_sms
+    from gateway.channels.twilio import status as twilio_status
+    from gateway.web import dashboard, health, simulator, sip_recordings, twilio_voice
 
     return [health.bp, twilio_voice.bp, twilio_sms.bp, twilio_status.bp, android.bp,
             dashboard.bp, simulator.bp, sip_recordings.bp]

@@ -13,7 +13,7 @@ from rq import Queue, Retry
 
 from gateway.ledger import LedgerCopy
 from gateway.settings import Settings
-from gateway.store import Redis, connect, redis_url, rq_connection
+from gateway.store import BytesRedis, Redis, connect, redis_url, rq_connection
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,6 @@ class Hotline:
 
     settings: Settings
     url: str = field(default="")
-    _scripts: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.url:
@@ -37,7 +36,7 @@ class Hotline:
         return connect(self.url)
 
     @cached_property
-    def rq(self) -> Redis:
+    def rq(self) -> BytesRedis:
         return rq_connection(self.url)
 
     @cached_property
@@ -48,13 +47,6 @@ class Hotline:
     @cached_property
     def queue(self) -> Queue:
         return Queue(QUEUE, connection=self.rq)
-
-    def script(self, source: str) -> Any:
-        """A Lua script registered once with `r`: run by EVALSHA, loaded again if Redis lost it."""
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self.r.register_script(source)
-        return script
 
     def retry(self) -> Retry:
         """The retry policy every job is enqueued with: first within HOTLINE_RETRY_FIRST, then

@@ -10,7 +10,6 @@ else (the resident told who is coming, the team told it is taken) are jobs in
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +17,11 @@ from typing import Any
 
 from gateway import clock, messages, notices, registry, sms_grammar, texts, tickets
 from gateway.context import Hotline
+from gateway.lua import Script
 from gateway.phones import dial, mask, try_normalise
 from gateway.registry import Person
 from gateway.sms_grammar import Command
-from gateway.store import FILL_LUA, KEYS, SEEN_TTL, locked
+from gateway.store import KEYS, SEEN_TTL, locked
 from gateway.tickets import Ticket, TicketError
 
 log = logging.getLogger(__name__)
@@ -34,30 +34,8 @@ STORED_BODY = 2000  # characters of an inbound text kept on its record
 LIST_MAX = 5  # tickets named in a `任务` reply
 
 
-# Lua: an inbound text's one round trip. It drops a text already handled (by provider id),
-# counts it against its sender's limit, records it and, when the sender writing as a resident
-# asks for help, has no open ticket and no other text of theirs is being handled (the
-# sender's lock is free), opens the ticket. Anything else goes on in Python under that lock.
-_INTAKE = FILL_LUA + tickets.OPEN_LUA + messages.RECORD_LUA + """
-local c = cjson.decode(ARGV[1])
-if c.seen ~= '' and not redis.call('SET', c.seen, '1', 'NX', 'EX', c.seen_ttl) then
-    return {'dup', 0, 0}
-end
-local count = redis.call('INCR', c.rate)
-redis.call('EXPIRE', c.rate, c.rate_ttl)
-if count <= c.record_limit then record_message(c.record) end
-local opted = redis.call('SISMEMBER', c.optout, c.sender)
-if count > c.limit then return {'over', count, opted} end
-if c.open == nil or redis.call('EXISTS', c.lock) == 1 then return {'go', count, opted} end
-local open = {}
-for _, status in ipairs(c.open_statuses) do open[status] = true end
-for _, code in ipairs(redis.call('ZREVRANGEBYSCORE', c.own, '+inf', c.since)) do
-    if open[redis.call('HGET', fill(c.ticket, '{code}', code), 'status')] then
-        return {'go', count, opted}
-    end
-end
-return {'opened', count, opted, open_ticket(c.open.keys, c.open.args, 7)}
-"""
+# An inbound text's one round trip: see conversation.intake.lua.
+_INTAKE = Script(__name__, "intake")
 
 
 def handle_text(hl: Hotline, sender: str, body: str, *, channel: str,
@@ -92,7 +70,7 @@ def handle_text(hl: Hotline, sender: str, body: str, *, channel: str,
         return None
     if state == "opened":
         assert new is not None
-        ticket = tickets.opened(hl, str(opened[0]), new[2])
+        ticket = tickets.opened(hl, str(opened[0]), new[1])
         reply = _say(hl, "opened", person, ticket=ticket, known=person is not None,
                      ask_text=not command.text and command.digit == "9")
     else:
@@ -112,15 +90,15 @@ def handle_text(hl: Hotline, sender: str, body: str, *, channel: str,
 
 
 def _intake(hl: Hotline, sender: str, body: str, channel: str, provider_id: str, dedup: str,
-            new: tuple[list[str], list[str], dict[str, str]] | None) -> list[Any]:
-    """Run _INTAKE: [state, count, opted out, ticket code when opened]."""
+            new: tuple[dict[str, Any], dict[str, str]] | None) -> list[Any]:
+    """Run conversation.intake.lua: [state, count, opted out, ticket code when opened]."""
     limit = hl.settings.inbound_limit
     spec, _ = messages.record(messages.inbound(
         sender, sms_grammar.printable(body or "")[:STORED_BODY], channel=channel,
         provider_id=provider_id))
     config: dict[str, Any] = {
         "seen": KEYS.seen(dedup, provider_id) if dedup and provider_id else "",
-        "seen_ttl": SEEN_TTL,
+        "seen_ttl": str(SEEN_TTL), "now": repr(clock.timestamp()),
         "rate": KEYS.rate(f"sms-in:{sender}", int(clock.timestamp() // WINDOW)),
         "rate_ttl": WINDOW * 2, "limit": limit,
         "record_limit": limit * 10,  # past that, a flood is not worth the storage
@@ -130,8 +108,8 @@ def _intake(hl: Hotline, sender: str, body: str, channel: str, provider_id: str,
         "ticket": KEYS.ticket("{code}"), "open_statuses": list(tickets.OPEN),
     }
     if new is not None:
-        config["open"] = {"keys": new[0], "args": new[1]}
-    result: list[Any] = hl.script(_INTAKE)(args=[json.dumps(config, ensure_ascii=False)])
+        config["open"] = new[0]
+    result: list[Any] = _INTAKE(hl.r, intake=config)
     return result
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -10,8 +9,9 @@ from typing import Any
 
 from gateway import clock, jobs
 from gateway.context import Hotline
+from gateway.lua import Script, flat, pairs
 from gateway.phones import mask
-from gateway.store import FILL_LUA, KEYS
+from gateway.store import KEYS
 
 log = logging.getLogger(__name__)
 
@@ -81,40 +81,25 @@ def set_opt_out(hl: Hotline, phone: str, out: bool) -> None:
         hl.r.srem(KEYS.optout, phone)
 
 
-# Lua: store a message record under a new id ("m" + the message counter): its hash, the time
-# index, its status index and the provider id's pointer. Shared by `_new` and the inbound-text
-# intake (gateway/conversation.py), so a record is written one way.
-RECORD_LUA = """
--- m: seq, all, key ({id}), status_index, sid_key ({id} or ''), now, fields (flat list)
-local function record_message(m)
-    local mid = 'm' .. redis.call('INCR', m.seq)
-    local fields = m.fields
-    fields[#fields + 1] = 'id'
-    fields[#fields + 1] = mid
-    redis.call('HSET', fill(m.key, '{id}', mid), unpack(fields))
-    redis.call('ZADD', m.all, m.now, mid)
-    redis.call('ZADD', m.status_index, m.now, mid)
-    if m.sid_key ~= '' then redis.call('SET', m.sid_key, mid) end
-    return mid
-end
-"""
-_RECORD = FILL_LUA + RECORD_LUA + "return record_message(cjson.decode(ARGV[1]))"
+# Every record is written by messages.record.lib.lua's `record_message`, here and in the
+# inbound-text intake (conversation.intake.lua), so a record is written one way.
+_RECORD = Script(__name__, "record")
 
 
 def record(fields: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """(the argument of RECORD_LUA's `record_message`, the record but its id) for `fields`."""
+    """(the argument of `record_message` (messages.record.lib.lua), the record but its id)."""
     now = str(clock.timestamp())
     full = {"created_at": now, "updated_at": now, **fields}
     provider_id = full.get("provider_id", "")
     return {"seq": KEYS.seq("message"), "all": KEYS.messages, "key": KEYS.message("{id}"),
             "status_index": KEYS.messages_by_status(full["status"]),
             "sid_key": KEYS.message_by_sid(provider_id) if provider_id else "", "now": now,
-            "fields": [x for pair in full.items() for x in pair]}, full
+            "fields": flat(full)}, full
 
 
 def _new(hl: Hotline, fields: dict[str, str]) -> Message:
     spec, full = record(fields)
-    mid = hl.script(_RECORD)(args=[json.dumps(spec, ensure_ascii=False)])
+    mid = _RECORD(hl.r, record=spec)
     return Message.from_hash({**full, "id": str(mid)})
 
 
@@ -160,66 +145,27 @@ def advance(hl: Hotline, mid: str, status: str, **changes: str | int) -> Message
     return _set(hl, mid, {**changes, "status": status}, forward=True)[0]
 
 
-# Lua: every change to a message record, in one round trip. It sets `fields`, and `missing`
-# only where the record has none; with `forward`, the status only if it ranks above the
-# record's own (RANK). A status change moves the record between status indexes; a provider id
-# written gets its pointer. Nothing to change: nothing written. Returns {moved, the record}.
-_SET = FILL_LUA + """
-local c = cjson.decode(ARGV[1])
-local key = KEYS[1]
-local old = redis.call('HGET', key, 'status')
-if not old then return false end
-local fields = c.fields
-for i = 1, #c.missing, 2 do
-    local have = redis.call('HGET', key, c.missing[i])
-    if not have or have == '' then
-        fields[#fields + 1] = c.missing[i]
-        fields[#fields + 1] = c.missing[i + 1]
-    end
-end
-local status = c.status
-if status and c.forward and (c.ranks[status] or 0) <= (c.ranks[old] or 0) then status = nil end
-local moved = status ~= nil and status ~= old
-if status then
-    fields[#fields + 1] = 'status'
-    fields[#fields + 1] = status
-end
-if #fields > 0 then
-    fields[#fields + 1] = 'updated_at'
-    fields[#fields + 1] = c.now
-    redis.call('HSET', key, unpack(fields))
-    for i = 1, #fields, 2 do
-        if fields[i] == 'provider_id' and fields[i + 1] ~= '' then
-            redis.call('SET', fill(c.sid_key, '{sid}', fields[i + 1]), c.id)
-        end
-    end
-end
-if moved then
-    local created = redis.call('HGET', key, 'created_at') or c.now
-    redis.call('ZREM', fill(c.index, '{status}', old), c.id)
-    redis.call('ZADD', fill(c.index, '{status}', status), created, c.id)
-end
-return {moved and 1 or 0, redis.call('HGETALL', key)}
-"""
+# Every change to a message record, in one round trip: see messages.update.lua.
+_UPDATE = Script(__name__, "update")
 
 
 def _set(hl: Hotline, mid: str, changes: Mapping[str, str | int], *, forward: bool = False,
          missing: Mapping[str, str] | None = None) -> tuple[Message | None, bool]:
-    """Run _SET: (the record as it is now, whether its status moved)."""
+    """Run messages.update.lua: (the record as it is now, whether its status moved)."""
     fields = {k: str(v) for k, v in changes.items() if k != "status"}
     spec: dict[str, Any] = {
         "id": mid, "now": str(clock.timestamp()), "forward": forward, "ranks": RANK,
-        "fields": [x for pair in fields.items() for x in pair],
-        "missing": [x for pair in (missing or {}).items() for x in pair],
+        "fields": flat(fields),
+        "missing": flat(missing or {}),
         "index": KEYS.messages_by_status("{status}"), "sid_key": KEYS.message_by_sid("{sid}"),
     }
     if "status" in changes:
         spec["status"] = str(changes["status"])
-    found = hl.script(_SET)(keys=[KEYS.message(mid)], args=[json.dumps(spec, ensure_ascii=False)])
+    found = _UPDATE(hl.r, key=KEYS.message(mid), change=spec)
     if not found:
         return None, False
-    moved, flat = found
-    return Message.from_hash(dict(zip(flat[::2], flat[1::2], strict=True))), bool(moved)
+    moved, hashed = found
+    return Message.from_hash(pairs(hashed)), bool(moved)
 
 
 def list_messages(hl: Hotline, *, status: str | None = None, limit: int = 200,

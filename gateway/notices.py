@@ -10,7 +10,7 @@ from gateway import clock, jobs, messages, registry, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask, try_normalise
 from gateway.registry import Person
-from gateway.store import KEYS
+from gateway.store import KEYS, claim, is_pending, settle
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +22,6 @@ BODY_LIMIT = 2000  # about four minutes read aloud; longer belongs on paper, not
 # A delivery claimed but never turned into a message (the fan-out died in between) may be
 # claimed again after this many seconds, so a re-run finishes the job without doubling anyone.
 CLAIM_LEASE = 300
-
-_CLAIM = """
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v and (string.sub(v, 1, 8) ~= 'pending:' or tonumber(string.sub(v, 9)) > tonumber(ARGV[3])) then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[1], 'pending:' .. ARGV[2])
-return 1
-"""
 
 
 class NoticeError(ValueError):
@@ -135,7 +126,7 @@ def _store(hl: Hotline, fields: dict[str, str], village_ids: list[str]) -> Notic
     nid = str(hl.r.incr(KEYS.seq("notice")))
     fields = {**fields, "id": nid, "created_at": str(now), "village_ids": ",".join(village_ids)}
     with hl.r.pipeline(transaction=True) as pipe:
-        pipe.hset(KEYS.notice(nid), mapping=fields)
+        pipe.hset(KEYS.notice(nid), mapping=fields)  # type: ignore[arg-type]  # see store.Redis
         pipe.zadd(KEYS.notices, {nid: now})
         for vid in village_ids:
             pipe.zadd(KEYS.notices_by_village(vid), {nid: now})
@@ -299,22 +290,20 @@ def fan_out(hl: Hotline, nid: str, audience: str | None = None) -> Fanout:
     if notice is None:
         log.warning("notice %s: no such notice", nid)
         return Fanout()
-    claim = hl.r.register_script(_CLAIM)
     key = KEYS.deliveries(notice.id)
     queued = optedout = nomobile = already = 0
     for person in audience_of(hl, notice, audience):
         if not is_mobile(person.phone):
             nomobile += 1  # a landline hears the loudspeaker instead
             continue
-        now = clock.timestamp()
-        if not claim(keys=[key], args=[person.phone, now, now - CLAIM_LEASE]):
+        if not claim(hl.r, key, person.phone, lease=CLAIM_LEASE):
             already += 1
             continue
         body = texts.sms(hl.settings, "notice",
                          language=person.language or notice.language or None,
                          village=person.village, notice=notice)
         message = messages.queue_sms(hl, person.phone, body, kind="notice", notice=notice.id)
-        hl.r.hset(key, person.phone, message.id)
+        settle(hl.r, key, person.phone, message.id)
         if message.status == "optedout":
             optedout += 1
         else:
@@ -335,7 +324,7 @@ def delivery_report(hl: Hotline, nid: str) -> list[Delivery]:
     rows: list[Delivery] = []
     for phone, mid in sorted(deliveries(hl, nid).items()):
         person = registry.person(hl.r, phone)
-        message = None if mid.startswith("pending:") else messages.get(hl, mid)
+        message = None if is_pending(mid) else messages.get(hl, mid)
         rows.append(Delivery(
             phone=phone, name=person.name if person else "", role=person.role if person else "",
             message_id="" if message is None else mid,

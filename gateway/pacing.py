@@ -1,7 +1,7 @@
 """Messages per second per sender, enforced in Redis so every worker process shares one limit.
 
-Two Lua scripts over two keys per sender, both timed by the Redis server's clock so that
-workers on several machines agree:
+Two Lua scripts (pacing.reserve.lua, pacing.claim.lua) over two keys per sender, both timed
+by the Redis server's clock so that workers on several machines agree:
 
 - ``reserve`` hands out the next free slot: the sender's slots are one interval apart, in the
   order jobs asked for them, so a backlog drains oldest first.
@@ -16,6 +16,7 @@ the decision and the provider's clock never shows as one message too many in a s
 from __future__ import annotations
 
 from gateway.context import Hotline
+from gateway.lua import Script
 from gateway.store import KEYS
 
 # Pace a little below the limit: a request reaches the provider some milliseconds after its
@@ -23,34 +24,9 @@ from gateway.store import KEYS
 # see rate + 1. Measured: with 3% an eleventh arrival in a second now and then, with 6% none.
 MARGIN = 0.06
 
-_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local gap = tonumber(ARGV[1])
-local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
-local slot = math.max(now, nxt)
-redis.call('SET', KEYS[1], tostring(slot + gap), 'PX', math.ceil((slot + gap - now) * 1000) + 60000)
-return tostring(slot)
-"""
-
-_CLAIM = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local gap = tonumber(ARGV[1])
-local slot = tonumber(ARGV[2])
-local last = tonumber(redis.call('GET', KEYS[1]) or '0')
-local earliest = math.max(slot, last + gap)
-if now + 0.0005 >= earliest then
-    redis.call('SET', KEYS[1], tostring(now), 'PX', math.ceil(gap * 1000) + 60000)
-    return '0'
-end
-return tostring(earliest - now)
-"""
-
-_NOW = """
-local t = redis.call('TIME')
-return tostring(tonumber(t[1]) + tonumber(t[2]) / 1000000)
-"""
+_RESERVE = Script(__name__, "reserve")
+_CLAIM = Script(__name__, "claim")
+_NOW = Script(__name__, "now")
 
 
 def interval(rate: float) -> float:
@@ -60,7 +36,7 @@ def interval(rate: float) -> float:
 
 def server_now(hl: Hotline) -> float:
     """The Redis server's clock, which every worker shares."""
-    return float(hl.r.eval(_NOW, 0))
+    return float(_NOW(hl.r))
 
 
 def reserve(hl: Hotline, sender: str) -> float:
@@ -68,7 +44,7 @@ def reserve(hl: Hotline, sender: str) -> float:
     gap = interval(hl.settings.sms_rate)
     if not gap:
         return 0.0
-    return float(hl.r.eval(_RESERVE, 1, KEYS.rate(f"sms:{sender}", "next"), gap))
+    return float(_RESERVE(hl.r, next_slot=KEYS.rate(f"sms:{sender}", "next"), gap=gap))
 
 
 def claim(hl: Hotline, sender: str, slot: float) -> float:
@@ -76,4 +52,5 @@ def claim(hl: Hotline, sender: str, slot: float) -> float:
     gap = interval(hl.settings.sms_rate)
     if not gap:
         return 0.0
-    return max(0.0, float(hl.r.eval(_CLAIM, 1, KEYS.rate(f"sms:{sender}", "last"), gap, slot)))
+    return max(0.0, float(_CLAIM(hl.r, last_send=KEYS.rate(f"sms:{sender}", "last"), gap=gap,
+                                  slot=slot)))

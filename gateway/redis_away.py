@@ -11,7 +11,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway import calls, conversation, spool
 from gateway.context import Hotline
-from gateway.store import first_seen, forget_seen
+from gateway.store import KEYS, SEEN_TTL, claim, unclaim
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +23,14 @@ def replay_entry(hl: Hotline, kind: str, payload: dict[str, str]) -> None:
     """Handle one spooled request as its webhook would have; its provider id keeps it once."""
     if kind == "sms":
         sid = payload.get("MessageSid") or payload.get("SmsSid") or ""
-        if sid and not first_seen(hl.r, "sms", sid):
+        if sid and not claim(hl.r, KEYS.seen("sms", sid), ttl=SEEN_TTL):
             return
         try:
             reply = conversation.handle_text(hl, payload.get("From", ""), payload.get("Body", ""),
                                              channel="twilio", provider_id=sid)
         except Exception:
             if sid:
-                forget_seen(hl.r, "sms", sid)
+                unclaim(hl.r, KEYS.seen("sms", sid))
             raise
         # The TwiML answer went out long ago ("received"); the real reply goes by SMS.
         conversation.queue_reply(hl, payload.get("From", ""), reply)

@@ -306,7 +306,7 @@ def store_people(r: Redis, rows: list[Person]) -> ImportReport:
             else:
                 report.updated += 1
                 _unplace(pipe, old)
-            pipe.hset(KEYS.person(person.phone), mapping=person.to_hash())
+            pipe.hset(KEYS.person(person.phone), mapping=person.to_hash())  # type: ignore[arg-type]
             pipe.sadd(KEYS.people, person.phone)
             _place(pipe, person)
         if report.added or report.updated:

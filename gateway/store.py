@@ -36,18 +36,18 @@ key                                 type     holds
 {p}msg:sid:{provider_sid}           string   provider id -> message id
 {p}outbox:{e164}                    list     message ids the outbox channel "delivered"
 {p}optout                           set      numbers that texted STOP
-{p}seen:{kind}:{id}                 string   a webhook already handled (TTL)
+{p}seen:{kind}:{id}                 string   a webhook (or follow-up text) already handled: a claim (TTL)
 {p}lock:{name}                      string   a short lock (e.g. one sender's texts, one at a time)
 {p}channel:{name}                   hash     a channel's health: consecutive failures, last error, poll cursor
 {p}rate:{name}:{window}             string   counters for pacing and inbound limits (TTL)
-{p}ticket:{code}:messages           hash     purpose (offer:<round>:<level>:<e164>, remind:<at>) -> message id
+{p}ticket:{code}:messages           hash     purpose (offer:<round>:<e164>, remind:<at>) -> message id: claims
 {p}alive:{worker}                   string   a hotline worker is alive (TTL, refreshed by its ticker)
 {p}gate:{channel}                   hash     a channel in outage: probe message id, since, failures
 {p}held:{channel}                   zset     message ids parked during an outage, by created time
 {p}notice:{id}                      hash     a notice
 {p}notices                          zset     notice ids by created time
 {p}notices:village:{vid}            zset     notice ids per village
-{p}notice:{id}:deliveries           hash     number -> message id ("pending:{ts}" while claimed)
+{p}notice:{id}:deliveries           hash     number -> message id (a claim: "pending:{ts}" till then)
 {p}user:{name}                      hash     a dashboard account
 {p}users                            set      account names
 {p}known:{name}:{address}           string   an address the account logged in from (TTL 30 days)
@@ -69,15 +69,20 @@ from typing import TYPE_CHECKING, Any, Literal
 import redis
 from redis.exceptions import LockError
 
+from gateway import clock
+from gateway.lua import Script
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-    # redis-py types every reply as bytes | str | Awaitable[...]; our clients decode replies
-    # to str, so replies are treated as untyped and converted where they are used.
-    Redis = Any
-    Pipeline = Any
+    # Typed by types-redis, whose clients are generic in what replies decode to (redis-py's
+    # own annotations say bytes | str for every reply): the domain's client decodes to str,
+    # RQ's (pickled payloads) does not. Its hset takes a Mapping[str | bytes, ...], and a
+    # Mapping's key type is invariant, so a dict[str, str] passed by name needs an ignore.
+    Redis = redis.Redis[str]
+    Pipeline = redis.client.Pipeline[str]
+    BytesRedis = redis.Redis[bytes]
 else:
-    Redis = redis.Redis
+    Redis = BytesRedis = redis.Redis
     Pipeline = redis.client.Pipeline
 
 log = logging.getLogger(__name__)
@@ -248,50 +253,48 @@ class Keys:
 KEYS = Keys()
 
 
-# Lua shared by the scripts that write records under ids made inside the script: a key
-# template from KEYS with a placeholder such as "{code}", filled in.
-FILL_LUA = """
-local function fill(template, placeholder, value)
-    local at = string.find(template, placeholder, 1, true)
-    return string.sub(template, 1, at - 1) .. value .. string.sub(template, at + #placeholder)
-end
-"""
+def _sentinel_master(url: str, decode: bool) -> redis.Redis[Any] | None:
+    """For ``redis+sentinel://h1:26379,h2:26379/mymaster/0``, the current master as Sentinel
+    names it (so a failover needs no restart); None for any other URL."""
+    if not url.startswith("redis+sentinel://"):
+        return None
+    from urllib.parse import urlsplit
+
+    from redis.sentinel import Sentinel
+
+    parts = urlsplit(url)
+    hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]) if ":" in h else 26379)
+             for h in parts.netloc.rsplit("@", 1)[-1].split(",")]
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ValueError("a sentinel URL names its master: redis+sentinel://host:26379/mymaster")
+    sentinel = Sentinel(
+        hosts, socket_timeout=2, password=parts.password,
+        sentinel_kwargs={"password": parts.password} if parts.password else None)
+    master: redis.Redis[Any] = sentinel.master_for(
+        path[0], db=int(path[1]) if len(path) > 1 else 0, decode_responses=decode)
+    return master
 
 
-def _client(url: str, decode: bool) -> redis.Redis:
-    """A client for `url`; ``redis+sentinel://h1:26379,h2:26379/mymaster/0`` asks Sentinel
-    for the current master, so a failover needs no restart."""
-    if url.startswith("redis+sentinel://"):
-        from urllib.parse import urlsplit
-
-        from redis.sentinel import Sentinel
-
-        parts = urlsplit(url)
-        hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1]) if ":" in h else 26379)
-                 for h in parts.netloc.rsplit("@", 1)[-1].split(",")]
-        path = [p for p in parts.path.split("/") if p]
-        if not path:
-            raise ValueError("a sentinel URL names its master: redis+sentinel://host:26379/mymaster")
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
-            hosts, socket_timeout=2, password=parts.password,
-            sentinel_kwargs={"password": parts.password} if parts.password else None)
-        master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            path[0], db=int(path[1]) if len(path) > 1 else 0, decode_responses=decode)
-        return master
-    # A Redis that is away must fail fast (the webhook then spools); RQ's blocking pops need
-    # no read timeout, so only the decoded client used by domain code gets one.
-    return redis.Redis.from_url(url, decode_responses=decode, health_check_interval=30,
-                                socket_connect_timeout=2, socket_timeout=5 if decode else None)
+# A Redis that is away must fail fast (the webhook then spools): a short connect timeout for
+# both clients; RQ's blocking pops need no read timeout, so only the domain's gets one.
+CONNECT_TIMEOUT = 2
+READ_TIMEOUT = 5
+HEALTH_CHECK = 30
 
 
 def connect(url: str) -> Redis:
     """A client that returns str, not bytes; RQ gets its own bytes client (see `rq_connection`)."""
-    return _client(url, decode=True)
+    return _sentinel_master(url, decode=True) or redis.Redis.from_url(
+        url, decode_responses=True, socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=READ_TIMEOUT, health_check_interval=HEALTH_CHECK)
 
 
-def rq_connection(url: str) -> redis.Redis:
+def rq_connection(url: str) -> BytesRedis:
     """RQ stores pickled payloads, so its client must not decode responses."""
-    return _client(url, decode=False)
+    return _sentinel_master(url, decode=False) or redis.Redis.from_url(
+        url, decode_responses=False, socket_connect_timeout=CONNECT_TIMEOUT,
+        health_check_interval=HEALTH_CHECK)
 
 
 def redis_url(settings: Settings) -> str:
@@ -304,16 +307,42 @@ def redis_url(settings: Settings) -> str:
 
 
 SEEN_TTL = 7 * 86400  # seconds a provider's id is remembered: far beyond any provider's retries
+PENDING = "pending:"  # a claim's value until it is settled: "pending:<time claimed>"
+_CLAIM = Script(__name__, "claim")
 
 
-def first_seen(r: Redis, kind: str, ident: str, ttl: int = SEEN_TTL) -> bool:
-    """True the first time (kind, ident) is seen within `ttl`: the webhook de-duplicator."""
-    return bool(r.set(KEYS.seen(kind, ident), "1", nx=True, ex=ttl))
+def claim(r: Redis, key: str, field: str = "", *, lease: float | None = None,
+          ttl: int | None = None) -> bool:
+    """Claim a purpose once: True for the one caller that may act on it (store.claim.lib.lua).
+
+    The one "do this once" of the gateway: a webhook's provider id (the key `KEYS.seen(...)`
+    itself, for `ttl` seconds), a text about a ticket (a field of its message map), a notice's
+    recipient (a field of its delivery hash). The claim holds PENDING until `settle` writes its
+    outcome; a pending claim older than `lease` seconds is from a claimant that died and may be
+    taken (no lease: never); `unclaim` gives it up when acting failed, so a retry acts.
+    """
+    now = clock.timestamp()
+    return bool(_CLAIM(r, key=key, field=field, now=repr(now),
+                       stale_before="" if lease is None else repr(now - lease),
+                       ttl="" if ttl is None else ttl))
 
 
-def forget_seen(r: Redis, kind: str, ident: str) -> None:
-    """Undo `first_seen` when handling failed, so the provider's retry is handled, not dropped."""
-    r.delete(KEYS.seen(kind, ident))
+def settle(r: Redis, key: str, field: str, outcome: str) -> None:
+    """What a claim in a hash came to (a message id): it is done with, for good."""
+    r.hset(key, field, outcome)
+
+
+def unclaim(r: Redis, key: str, field: str = "") -> None:
+    """Give a claim up (acting on it failed), so the provider's or the job's retry acts."""
+    if field:
+        r.hdel(key, field)
+    else:
+        r.delete(key)
+
+
+def is_pending(value: str) -> bool:
+    """Whether a claim's value is still a claim, not yet its outcome."""
+    return value.startswith(PENDING)
 
 
 class Busy(RuntimeError):

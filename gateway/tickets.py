@@ -1,20 +1,19 @@
-"""Help tickets: opened from a call or text, offered, taken, closed; every change atomic in Redis."""
+"""Help tickets: opened from a call or text, offered, taken, closed; every write one Lua script."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import WatchError
-
 from gateway import clock, jobs, registry
 from gateway.context import Hotline
+from gateway.lua import Script, flat, pairs
 from gateway.phones import mask
 from gateway.registry import Person
-from gateway.store import FILL_LUA, KEYS, Pipeline, Redis
+from gateway.store import KEYS
 
 log = logging.getLogger(__name__)
 
@@ -125,32 +124,40 @@ def _entry(who: str, what: str, note: str = "") -> str:
 
 _LOOK_UP = object()  # open_ticket's default: find the caller in the registry itself
 
-# Lua: allocate the next code and store a new ticket with its indexes and first history entry,
-# and put its code on the intake list (when notify), in one atomic step. Key names come from
-# store.KEYS: fixed ones as KEYS, per-code ones as templates with "{code}" in ARGV. Shared by
-# open_ticket and the SMS intake script (gateway/conversation.py), so a ticket is written one way.
-OPEN_LUA = """
--- k: seq, tickets, new-status index, village index, caller index, intake;
--- a: ticket template, history template, first code, now, notify, history entry, fields...
-local function open_ticket(k, a, from)
-    local code = tostring(tonumber(a[3]) + redis.call('INCR', k[1]))
-    local fields = {'code', code}
-    for i = from, #a do fields[#fields + 1] = a[i] end
-    redis.call('HSET', fill(a[1], '{code}', code), unpack(fields))
-    for i = 2, 5 do redis.call('ZADD', k[i], a[4], code) end
-    redis.call('RPUSH', fill(a[2], '{code}', code), a[6])
-    if a[5] == '1' then redis.call('LPUSH', k[6], code) end
-    return code
-end
-"""
-_OPEN_MAIN = "return open_ticket(KEYS, ARGV, 7)"
-_OPEN = FILL_LUA + OPEN_LUA + _OPEN_MAIN
+# Every write of a ticket is tickets.write.lua: `open_ticket` makes one (also called by the
+# SMS intake script, conversation.intake.lua), `change_ticket` makes each move of MOVES.
+_WRITE = Script(__name__, "write")
+
+
+@dataclass(frozen=True)
+class Move:
+    """One kind of change to a ticket, as change_ticket (tickets.write.lib.lua) carries it out."""
+
+    allowed: tuple[str, ...]  # the statuses it may start from; from any other: TicketError
+    status: str = ""  # the status it ends in ("": unchanged)
+    owner_only: bool = False  # only by whoever has the ticket (else TicketError "not_yours")
+    offers: str = ""  # "add" the numbers offered; "clear" it from their offers; "forget" them
+    assignee: str = ""  # "drop" it from its holder's taken list; "move" it to the new taker's
+    append: str = ""  # a field the change adds a line to, joined inside the script
+
+
+MOVES = {
+    "offer": Move(WAITING, "notified", offers="add"),
+    "take": Move(WAITING, "accepted", offers="clear", assignee="move"),
+    "assign": Move(OPEN, "accepted", offers="clear", assignee="move"),
+    "close": Move(("accepted",), "done", owner_only=True, offers="clear", assignee="drop"),
+    "close_as_leader": Move(OPEN, "done", offers="clear", assignee="drop"),
+    "release": Move(("accepted",), "new", owner_only=True, offers="forget", assignee="drop"),
+    "cancel": Move(OPEN, "cancelled", offers="clear", assignee="drop"),
+    "add_text": Move(OPEN, append="text"),
+    "recording": Move(STATUSES),
+}
 
 
 def new_ticket(hl: Hotline, caller: str, category: str, channel: str, person: Person | None, *,
                text: str = "", recording_url: str = "", call_sid: str = "",
-               notify: bool = True) -> tuple[list[str], list[str], dict[str, str]]:
-    """(keys, args, fields) for OPEN_LUA's `open_ticket`: everything a new ticket is but its code."""
+               notify: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
+    """(spec, fields) for `open_ticket` (tickets.write.lib.lua): all a new ticket is but its code."""
     if category not in CATEGORIES:
         category = "other"
     now = str(clock.timestamp())
@@ -165,12 +172,14 @@ def new_ticket(hl: Hotline, caller: str, category: str, channel: str, person: Pe
         "language": (person.language if person else "") or hl.settings.language,
         "call_sid": call_sid,
     }
-    keys = [KEYS.seq("ticket"), KEYS.tickets, KEYS.tickets_by_status("new"),
-            KEYS.tickets_by_village(vid), KEYS.tickets_by_caller(caller), KEYS.intake]
-    args = [KEYS.ticket("{code}"), KEYS.history("{code}"), str(FIRST_CODE), now,
-            "1" if notify else "0", _entry(caller, "opened", f"{channel}/{category}"),
-            *(x for pair in fields.items() for x in pair)]
-    return keys, args, fields
+    spec = {"seq": KEYS.seq("ticket"), "intake": KEYS.intake,
+            "indexes": [KEYS.tickets, KEYS.tickets_by_status("new"), KEYS.tickets_by_village(vid),
+                        KEYS.tickets_by_caller(caller)],
+            "key": KEYS.ticket("{code}"), "history": KEYS.history("{code}"),
+            "first": str(FIRST_CODE), "now": now, "notify": notify,
+            "entry": _entry(caller, "opened", f"{channel}/{category}"),
+            "fields": flat(fields)}
+    return spec, fields
 
 
 def opened(hl: Hotline, code: str, fields: dict[str, str]) -> Ticket:
@@ -195,10 +204,9 @@ def open_ticket(hl: Hotline, caller: str, category: str, channel: str, *, text: 
     if person is _LOOK_UP:
         person = registry.person(hl.r, caller)
     assert person is None or isinstance(person, Person)
-    keys, args, fields = new_ticket(hl, caller, category, channel, person, text=text,
-                                    recording_url=recording_url, call_sid=call_sid,
-                                    notify=notify)
-    code = str(hl.script(_OPEN)(keys=keys, args=args))
+    spec, fields = new_ticket(hl, caller, category, channel, person, text=text,
+                              recording_url=recording_url, call_sid=call_sid, notify=notify)
+    code = str(_WRITE(hl.r, spec={"open": spec}))
     return opened(hl, code, fields)
 
 
@@ -212,66 +220,42 @@ def open_ticket_of(hl: Hotline, caller: str, within: float | None = None) -> Tic
     return None
 
 
-def _transition(hl: Hotline, code: str, allowed: Iterable[str],
-                decide: Callable[[Ticket], dict[str, str] | None],
-                new_status: str | None, fields: dict[str, str], entry: str,
-                extra: Callable[[Pipeline, Ticket], None] | None = None) -> Ticket:
-    """Change a ticket if its status is in `allowed`, atomically (WATCH/MULTI, retried).
+def _move(hl: Hotline, code: str, name: str, entry: str, fields: dict[str, str] | None = None,
+          *, owner: str = "", phones: Iterable[str] = (), taker: str = "",
+          line: str = "") -> tuple[Ticket, Ticket]:
+    """Make the move MOVES[name] of ticket `code` in one atomic step: (before, after).
 
-    `decide` sees the ticket as it is inside the transaction: it may refuse (raise
-    TicketError) or return fields computed from it.
+    `owner`: the one who must hold it (owner_only moves); `phones`: the numbers offered (an
+    "add"); `taker`: whoever now has it (a "move"); `line`: the text an `append` adds.
     """
-    key = KEYS.ticket(code)
-    allowed = tuple(allowed)
-    with hl.r.pipeline(transaction=True) as pipe:
-        while True:
-            try:
-                pipe.watch(key)
-                data = pipe.hgetall(key)
-                if not data:
-                    raise TicketError("unknown")
-                before = Ticket.from_hash(data)
-                if before.status not in allowed:
-                    raise TicketError(before.status, before)
-                computed = decide(before) or {}
-                now = clock.timestamp()
-                changes = {**fields, **computed, "updated_at": str(now)}
-                if new_status:
-                    changes["status"] = new_status
-                pipe.multi()
-                pipe.hset(key, mapping=changes)
-                if new_status and new_status != before.status:
-                    pipe.zrem(KEYS.tickets_by_status(before.status), code)
-                    pipe.zadd(KEYS.tickets_by_status(new_status), {code: before.created_at})
-                pipe.rpush(KEYS.history(code), entry)
-                if extra:
-                    extra(pipe, before)
-                pipe.execute()
-                return Ticket.from_hash({**data, **changes})
-            except WatchError:
-                continue
-
-
-def _clear_offers(pipe: Pipeline, r: Redis, code: str) -> None:
-    for phone in r.zrange(KEYS.offered(code), 0, -1):
-        pipe.zrem(KEYS.offers(phone), code)
+    move = MOVES[name]
+    change = {
+        "code": code, "key": KEYS.ticket(code), "history": KEYS.history(code),
+        "offered": KEYS.offered(code), "offers_of": KEYS.offers("{phone}"),
+        "assigned": KEYS.tickets_by_assignee("{phone}"),
+        "by_status": KEYS.tickets_by_status("{status}"), "now": str(clock.timestamp()),
+        "allowed": list(move.allowed), "status": move.status, "offers": move.offers,
+        "assignee": move.assignee, "append": move.append, "line": line, "taker": taker,
+        "owner": owner if move.owner_only else "", "phones": list(phones), "entry": entry,
+        "fields": flat(fields or {}),
+    }
+    outcome, *hashes = _WRITE(hl.r, spec={"change": change})
+    if outcome == "unknown":
+        raise TicketError("unknown")
+    before = Ticket.from_hash(pairs(hashes[-1] if outcome == "refused" else hashes[0]))
+    if outcome == "refused":
+        raise TicketError(str(hashes[0]), before)
+    return before, Ticket.from_hash(pairs(hashes[1]))
 
 
 def mark_offered(hl: Hotline, code: str, phones: list[str], level: int = 0) -> Ticket:
     """Record that the ticket was offered to `phones` (new -> notified)."""
-    now = clock.timestamp()
-
-    def extra(pipe: Pipeline, t: Ticket) -> None:
-        for p in phones:
-            pipe.zadd(KEYS.offered(code), {p: now}, nx=True)
-            pipe.zadd(KEYS.offers(p), {code: now})
-
     fields = {"escalation_level": str(level)}
     if level:
         fields["escalated"] = "1"
     what = "escalated" if level else "offered"
-    return _transition(hl, code, WAITING, lambda t: None, "notified", fields,
-                       _entry("system", what, ",".join(mask(p) for p in phones)), extra)
+    return _move(hl, code, "offer", _entry("system", what, ",".join(mask(p) for p in phones)),
+                 fields, phones=phones)[1]
 
 
 def offered_to(hl: Hotline, code: str) -> list[str]:
@@ -316,36 +300,20 @@ def _town_of(hl: Hotline, village_id: str) -> str:
 
 def take(hl: Hotline, code: str, taker: str, by: str | None = None) -> Ticket:
     """`taker` takes the ticket; raises TicketError('accepted', ticket) if someone else has it."""
-    def extra(pipe: Pipeline, t: Ticket) -> None:
-        _clear_offers(pipe, hl.r, code)
-        pipe.zadd(KEYS.tickets_by_assignee(taker), {code: t.created_at})
-
     what = "assigned" if by and by != taker else "accepted"
     accepted_at = str(clock.timestamp())
-    ticket = _transition(
-        hl, code, WAITING, lambda t: None, "accepted",
-        {"accepted_by": taker, "accepted_at": accepted_at},
-        _entry(by or taker, what, mask(taker)), extra)
+    _, ticket = _move(hl, code, "take", _entry(by or taker, what, mask(taker)),
+                      {"accepted_by": taker, "accepted_at": accepted_at}, taker=taker)
     _after_take(hl, ticket, accepted_at, by or "", "")
     return ticket
 
 
 def assign(hl: Hotline, code: str, to: str, by: str) -> Ticket:
     """A leader gives the ticket to `to`, taking it from whoever had it."""
-    previous: list[str] = []
-
-    def extra(pipe: Pipeline, t: Ticket) -> None:
-        previous[:] = [t.accepted_by or ""]  # as the transaction saw it (a WATCH retry redoes it)
-        _clear_offers(pipe, hl.r, code)
-        if t.accepted_by:
-            pipe.zrem(KEYS.tickets_by_assignee(t.accepted_by), code)
-        pipe.zadd(KEYS.tickets_by_assignee(to), {code: t.created_at})
-
     accepted_at = str(clock.timestamp())
-    ticket = _transition(hl, code, OPEN, lambda t: None, "accepted",
-                         {"accepted_by": to, "accepted_at": accepted_at},
-                         _entry(by, "assigned", mask(to)), extra)
-    _after_take(hl, ticket, accepted_at, by, previous[0] if previous else "")
+    before, ticket = _move(hl, code, "assign", _entry(by, "assigned", mask(to)),
+                           {"accepted_by": to, "accepted_at": accepted_at}, taker=to)
+    _after_take(hl, ticket, accepted_at, by, before.accepted_by)
     return ticket
 
 
@@ -359,61 +327,37 @@ def _after_take(hl: Hotline, ticket: Ticket, accepted_at: str, by: str, previous
 
 def close(hl: Hotline, code: str, by: str, *, leader: bool = False) -> Ticket:
     """Done: by the assignee, or by a leader whatever the state."""
-    def decide(t: Ticket) -> None:
-        if not leader and t.accepted_by != by:
-            raise TicketError("not_yours", t)
-
-    def extra(pipe: Pipeline, t: Ticket) -> None:
-        _clear_offers(pipe, hl.r, code)
-        if t.accepted_by:
-            pipe.zrem(KEYS.tickets_by_assignee(t.accepted_by), code)
-
-    allowed = OPEN if leader else ("accepted",)
-    ticket = _transition(hl, code, allowed, decide, "done", {"closed_at": str(clock.timestamp())},
-                         _entry(by, "done"), extra)
+    ticket = _move(hl, code, "close_as_leader" if leader else "close", _entry(by, "done"),
+                   {"closed_at": str(clock.timestamp())}, owner=by)[1]
     jobs.done(hl, code, by)  # follows: thank the resident, tell whoever else was on it
     return ticket
 
 
 def release(hl: Hotline, code: str, by: str) -> Ticket:
     """The assignee hands the ticket back; it waits for a taker again."""
-    def decide(t: Ticket) -> None:
-        if t.accepted_by != by:
-            raise TicketError("not_yours", t)
-
-    def extra(pipe: Pipeline, t: Ticket) -> None:
-        pipe.zrem(KEYS.tickets_by_assignee(by), code)
-        pipe.delete(KEYS.offered(code))
-
-    t = _transition(hl, code, ("accepted",), decide, "new",
-                    {"accepted_by": "", "accepted_at": ""}, _entry(by, "released"), extra)
+    t = _move(hl, code, "release", _entry(by, "released"), {"accepted_by": "", "accepted_at": ""},
+              owner=by)[1]
     jobs.offer(hl, code, str(int(clock.timestamp())))  # follows: offered afresh
     return t
 
 
 def cancel(hl: Hotline, code: str, by: str, note: str = "") -> Ticket:
-    def extra(pipe: Pipeline, t: Ticket) -> None:
-        _clear_offers(pipe, hl.r, code)
-        if t.accepted_by:
-            pipe.zrem(KEYS.tickets_by_assignee(t.accepted_by), code)
-
-    return _transition(hl, code, OPEN, lambda t: None, "cancelled",
-                       {"closed_at": str(clock.timestamp())}, _entry(by, "cancelled", note), extra)
+    return _move(hl, code, "cancel", _entry(by, "cancelled", note),
+                 {"closed_at": str(clock.timestamp())})[1]
 
 
 def add_text(hl: Hotline, code: str, who: str, text: str) -> Ticket:
     """A later text or recording from the caller, added to the open ticket."""
-    # Joined inside the transaction, so two additions at once both stay.
-    ticket = _transition(hl, code, OPEN, lambda t: {"text": f"{t.text}\n{text}".strip()}, None,
-                         {}, _entry(who, "added", text[:200]))
+    # rstrip here: the script trims only ASCII space, Python's strip() any (a cut-off "\u3000")
+    ticket = _move(hl, code, "add_text", _entry(who, "added", text[:200]), line=text.rstrip())[1]
     if ticket.accepted_by:  # follows: whoever is on the way is told
         jobs.added(hl, code, text, len(ticket.text.split("\n")))
     return ticket
 
 
 def set_recording(hl: Hotline, code: str, url: str) -> Ticket:
-    return _transition(hl, code, STATUSES, lambda t: None, None, {"recording_url": url},
-                       _entry("system", "recording", url))
+    return _move(hl, code, "recording", _entry("system", "recording", url),
+                 {"recording_url": url})[1]
 
 
 def note(hl: Hotline, code: str, who: str, what: str, text: str = "") -> None:

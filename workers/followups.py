@@ -15,7 +15,7 @@ from gateway import messages, registry, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import dial, is_mobile, mask
 from gateway.registry import Person
-from gateway.store import first_seen, forget_seen
+from gateway.store import KEYS, SEEN_TTL, claim, unclaim
 from gateway.tickets import Ticket
 from workers.runtime import hotline
 
@@ -103,13 +103,13 @@ def _send(hl: Hotline, ticket: Ticket, to: str, template: str, kind: str, stamp:
     lang = language or (person.language if person else "") or None
     body = texts.sms(hl.settings, template, language=lang, village=ticket.village, ticket=ticket,
                      **context)
-    claim = f"{ticket.code}:{stamp}:{template}:{to}"
-    if not first_seen(hl.r, "followup", claim):
+    once = KEYS.seen("followup", f"{ticket.code}:{stamp}:{template}:{to}")
+    if not claim(hl.r, once, ttl=SEEN_TTL):
         return 0  # a re-run: already queued
     try:
         messages.queue_sms(hl, to, body, kind=kind, ticket=ticket.code)
     except Exception:
-        forget_seen(hl.r, "followup", claim)  # not queued: let the job's retry queue it
+        unclaim(hl.r, once)  # not queued: let the job's retry queue it
         raise
     tickets.note(hl, ticket.code, "system", f"sms:{kind}", mask(to))
     return 1

@@ -30,6 +30,7 @@ from gateway.channels import Channel, Receipt, TransportError, get_channel
 from gateway.channels import state as channel_state
 from gateway.context import Hotline
 from gateway.jobs import job_alive
+from gateway.lua import Script
 from gateway.messages import Message
 from gateway.phones import mask
 from gateway.settings import Settings
@@ -44,34 +45,9 @@ HOLD = 0.5  # seconds a job may wait in the worker for its turn; a longer wait i
 # Error codes after which the provider may have the message all the same.
 UNKNOWN = ("timeout", "unreachable", "client")
 
-# KEYS[1] gate, KEYS[2] held; ARGV mid, score. 0: open, 2: this is the probe, 1: parked.
-_PASS = """
-local probe = redis.call('HGET', KEYS[1], 'probe')
-if not probe then return 0 end
-if probe == ARGV[1] then return 2 end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 1
-"""
-# Close the gate with this message as the probe, unless another is already probing (then park).
-_CLOSE = """
-local probe = redis.call('HGET', KEYS[1], 'probe')
-if not probe then
-    redis.call('HSET', KEYS[1], 'probe', ARGV[1], 'since', ARGV[3], 'failures', 1)
-    return 1
-end
-if probe == ARGV[1] then
-    redis.call('HINCRBY', KEYS[1], 'failures', 1)
-    return 1
-end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-return 0
-"""
-_OPEN = """
-redis.call('DEL', KEYS[1])
-local held = redis.call('ZRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[2])
-return held
-"""
+_PASS = Script(__name__, "gate_pass")
+_CLOSE = Script(__name__, "gate_close")
+_OPEN = Script(__name__, "gate_open")
 
 
 class Gate:
@@ -79,24 +55,25 @@ class Gate:
 
     def __init__(self, hl: Hotline, channel: str) -> None:
         self.hl = hl
-        self.keys = [KEYS.gate(channel), KEYS.held(channel)]
+        self.gate, self.held = KEYS.gate(channel), KEYS.held(channel)
 
     def admit(self, message: Message) -> bool:
         """True if the message may try the provider now; else it is parked until the outage ends."""
-        return int(self.hl.script(_PASS)(keys=self.keys, args=[message.id, message.created_at])) != 1
+        return int(_PASS(self.hl.r, gate=self.gate, held=self.held, mid=message.id,
+                         score=message.created_at)) != 1
 
     def fail(self, message: Message) -> bool:
         """Record a transient failure; True if this message is (now) the probe."""
-        return bool(self.hl.script(_CLOSE)(keys=self.keys,
-                                           args=[message.id, message.created_at, time.time()]))
+        return bool(_CLOSE(self.hl.r, gate=self.gate, held=self.held, mid=message.id,
+                           score=message.created_at, now=time.time()))
 
     def probe(self) -> str | None:
-        value: str | None = self.hl.r.hget(self.keys[0], "probe")
+        value: str | None = self.hl.r.hget(self.gate, "probe")
         return value
 
     def open(self) -> list[str]:
         """End the outage; returns the parked message ids, oldest first."""
-        return list(self.hl.script(_OPEN)(keys=self.keys))
+        return list(_OPEN(self.hl.r, gate=self.gate, held=self.held))
 
 
 def enqueue_send(hl: Hotline, mid: str, *, slot: float | None = None,
@@ -166,7 +143,7 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         paced = hl.settings.sms_rate > 0 and name not in UNPACED
         sender, turn = name, 0.0
         if paced:
-            sender = str(getattr(channel, "sender", "") or name)
+            sender = channel.sender
             turn = pacing.reserve(hl, sender) if slot is None else slot
         # The attempt is on the record before the provider hears of it.
         messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
@@ -214,29 +191,21 @@ def outcome_unknown(message: Message) -> bool:
 
 
 def _lookup(channel: Channel, message: Message) -> Receipt | None:
-    finder = getattr(channel, "lookup", None)
-    if finder is None:
-        return None
     try:
-        found: Receipt | None = finder(message)
+        return channel.lookup(message)
     except TransportError as exc:
         if not exc.permanent:
             raise
         log.warning("sms %s: could not ask %s whether it has it (%s); sending", message.id,
                     channel.name, exc)
         return None
-    return found
-
-
-def _keeps_state(channel: Channel) -> bool:
-    return bool(getattr(channel, "records_state", False))
 
 
 def _accepted(hl: Hotline, message: Message, channel: Channel, receipt: Receipt, gate: Gate) -> None:
     # A status callback may have come first (delivered before we wrote "sent"): never go back.
     messages.advance(hl, message.id, receipt.status, provider_id=receipt.provider_id,
                      channel=channel.name, error="")
-    if not _keeps_state(channel):
+    if not channel.records_state:
         channel_state.record_ok(hl, channel.name)
     _end_outage(hl, gate, message.id)
 
@@ -257,7 +226,7 @@ def _transient(hl: Hotline, message: Message, exc: TransportError, channel: Chan
                gate: Gate, inline: bool = False) -> str:
     error = f"{exc.code} {exc}".strip()
     messages.update(hl, message.id, status="queued", error=error)
-    if not _keeps_state(channel):
+    if not channel.records_state:
         channel_state.record_failure(hl, channel.name, error)
     if gate.fail(message):
         log.warning("sms %s to %s: %s; retrying, others wait", message.id, mask(message.to),

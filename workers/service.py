@@ -28,6 +28,7 @@ from rq import SimpleWorker
 from gateway import jobs
 from gateway.context import QUEUE, Hotline
 from gateway.jobs import WORKER_PREFIX, hand_over_new_tickets, move_due_jobs
+from gateway.lua import Script
 from gateway.store import KEYS, connect
 from workers import runtime
 
@@ -35,14 +36,8 @@ log = logging.getLogger(__name__)
 
 TICK = 0.1  # seconds between two looks at the scheduled jobs
 
-_LEAD = """
-local holder = redis.call('GET', KEYS[1])
-if holder == false or holder == ARGV[1] then
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-    return 1
-end
-return 0
-"""
+_LEAD = Script(__name__, "lead")
+_RESIGN = Script(__name__, "resign")
 
 
 def periods(hl: Hotline) -> tuple[float, float]:
@@ -75,8 +70,8 @@ class Ticker(threading.Thread):
                 if now >= next_beat:
                     self.r.set(KEYS.alive(self.worker), str(os.getpid()), px=int(alive_ttl * 1000))
                     next_beat = now + alive_ttl / 4
-                if self.r.eval(_LEAD, 1, KEYS.lock("scheduler"), self.worker,
-                               int(alive_ttl * 1000)):
+                if _LEAD(self.r, lead=KEYS.lock("scheduler"), holder=self.worker,
+                         ttl_ms=int(alive_ttl * 1000)):
                     hand_over_new_tickets(self.hl)
                     move_due_jobs(self.hl)
                     if now >= next_sweep:
@@ -94,9 +89,7 @@ class Ticker(threading.Thread):
         self.join(timeout=5)
         try:
             self.r.delete(KEYS.alive(self.worker))
-            self.r.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then "
-                        "return redis.call('DEL', KEYS[1]) end return 0",
-                        1, KEYS.lock("scheduler"), self.worker)
+            _RESIGN(self.r, lead=KEYS.lock("scheduler"), holder=self.worker)
         except redis.RedisError:
             pass
 

@@ -2,8 +2,10 @@
 
 Every job takes the ticket's code, holds the ticket's lock while it works and re-reads the
 ticket first, so a job that runs late, twice, or beside another does nothing the ticket
-has moved past. Each text is recorded against its purpose (offer:<round>:<number>,
-remind:<accepted_at>) in the ticket's message map, so a re-run sends nobody a second copy.
+has moved past. Each text is claimed for its purpose (offer:<round>:<number>,
+remind:<accepted_at>) in the ticket's message map (store.claim) and settled with its message
+id, so a re-run sends nobody a second copy. A claim left pending is taken by the next job
+(lease 0): under the ticket's lock, a pending claim can only be a dead job's.
 
 Levels: 0 the grid's team (registry order), 1 the village heads, 2 the township duty list.
 A ticket from an unknown caller (triage) goes to everyone on a duty list and stays there.
@@ -27,7 +29,7 @@ from gateway import clock, jobs, messages, registry, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask
 from gateway.registry import Person
-from gateway.store import KEYS, Busy, locked
+from gateway.store import KEYS, Busy, claim, locked, settle
 from gateway.tickets import Ticket, TicketError
 from workers.messages import send_inline
 from workers.runtime import hotline
@@ -159,14 +161,15 @@ def remind_assignee(code: str, accepted_at: str) -> str:
             return "nothing to do"  # closed, handed back or given to someone else since
         taker = ticket.accepted_by
         purpose = f"remind:{accepted_at}"
-        if not is_mobile(taker) or hl.r.hexists(KEYS.ticket_messages(code), purpose):
+        if not is_mobile(taker) or not claim(hl.r, KEYS.ticket_messages(code), purpose,
+                                             lease=0):
             return "nothing to do"
         person = registry.person(hl.r, taker)
         body = texts.sms(hl.settings, "reminder", language=_language(person),
                          village=ticket.village, ticket=ticket,
                          hours=round((clock.timestamp() - ticket.accepted_at) / 3600))
         message = messages.queue_sms(hl, taker, body, kind="reminder", ticket=code)
-        hl.r.hset(KEYS.ticket_messages(code), purpose, message.id)
+        settle(hl.r, KEYS.ticket_messages(code), purpose, message.id)
         tickets.note(hl, code, "system", "reminded", mask(taker))
         return "reminded"
 
@@ -212,7 +215,7 @@ def _offer_once(hl: Hotline, ticket: Ticket, person: Person, level: int, round_:
     """
     key = KEYS.ticket_messages(ticket.code)
     purpose = f"offer:{round_}:{person.phone}"
-    if hl.r.hexists(key, purpose):
+    if not claim(hl.r, key, purpose, lease=0):
         return 0
     escalated = level > 0 and not ticket.is_triage
     waited = max(0, int((clock.timestamp() - ticket.created_at) // 60))
@@ -222,7 +225,7 @@ def _offer_once(hl: Hotline, ticket: Ticket, person: Person, level: int, round_:
     job = get_current_job()
     message = messages.queue_sms(hl, person.phone, body, kind="escalation" if escalated else "offer",
                                  ticket=ticket.code, job=job.id if job else "")
-    hl.r.hset(key, purpose, message.id)
+    settle(hl.r, key, purpose, message.id)
     if job and message.status == "queued":
         out.append(message.id)
     return 1

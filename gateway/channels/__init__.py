@@ -1,10 +1,15 @@
-"""Channels carry SMS out (and in): each lives in a folder of its own behind one small interface."""
+"""Channels carry SMS out (and in): each lives in a folder of its own behind one small interface.
+
+`Channel` is that interface. A channel's folder holds its outbound half (transport.py) and its
+inbound half: the webhooks its provider calls (twilio/sms.py, twilio/status.py,
+android/webhook.py) or the inbox it reads (gammu/inbox.py, android/events.py).
+"""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 from gateway.context import Hotline
 from gateway.messages import Message
@@ -27,12 +32,35 @@ class Receipt:
     status: str = "sent"
 
 
-class Channel(Protocol):
-    name: str
+class Channel(ABC):
+    """What every channel is to the send worker (workers/messages.py) and to the fallback.
 
+    A channel must say its `name` and `send`; the rest has a default a channel overrides
+    when it can do better:
+
+    - `sender`: what the provider counts a rate limit by, so what sends are paced by
+      (default: the channel itself; Twilio: its From number or Messaging Service);
+    - `lookup`: whether the provider already has a message an interrupted attempt may have
+      left there, asked before trying again (default: cannot tell, None);
+    - `records_state`: True when `send` keeps the channel's health (channels.state) itself;
+      otherwise the worker records each success and transient failure for it.
+    """
+
+    name: str
+    records_state: bool = False
+
+    @property
+    def sender(self) -> str:
+        return self.name
+
+    @abstractmethod
     def send(self, message: Message) -> Receipt:
         """Hand one message over; raise TransportError on failure."""
-        ...
+
+    def lookup(self, message: Message) -> Receipt | None:
+        """The provider's receipt for `message` if it already has it; raise TransportError
+        when it cannot be asked."""
+        return None
 
 
 def _outbox(hl: Hotline) -> Channel:

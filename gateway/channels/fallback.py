@@ -25,7 +25,7 @@ WINDOW = 600
 PROBE_EVERY = 60
 
 
-class FallbackChannel:
+class FallbackChannel(Channel):
     """Sends through `primary`, or through the fallback while the primary is failing.
 
     `name` is the primary's until a send, then the name of the channel that carried it (the
@@ -48,7 +48,7 @@ class FallbackChannel:
     @property
     def sender(self) -> str:
         """What the worker paces by: the primary's sender."""
-        return str(getattr(self.primary, "sender", "") or self.primary.name)
+        return self.primary.sender
 
     def failing(self) -> bool:
         return channel_state.read(self.hl, self.primary.name).failing(self.threshold, self.window)
@@ -67,13 +67,13 @@ class FallbackChannel:
             log.warning("sms: %s failed %d times in a row (%s): using %s", self.primary.name,
                         count, exc, self.hl.settings.sms_fallback)
             return self._via_fallback(message, str(exc))
-        if not getattr(self.primary, "records_state", False):
+        if not self.primary.records_state:
             channel_state.record_ok(self.hl, self.primary.name)
         self.name = self.primary.name
         return receipt
 
     def _count_failure(self, exc: TransportError) -> int:
-        if getattr(self.primary, "records_state", False):
+        if self.primary.records_state:
             return channel_state.read(self.hl, self.primary.name).failures
         return channel_state.record_failure(self.hl, self.primary.name, f"{exc.code} {exc}")
 
@@ -87,10 +87,10 @@ class FallbackChannel:
         try:
             receipt = channel.send(message)
         except TransportError as exc:
-            if not exc.permanent and not getattr(channel, "records_state", False):
+            if not exc.permanent and not channel.records_state:
                 channel_state.record_failure(self.hl, channel.name, f"{exc.code} {exc}")
             raise
-        if not getattr(channel, "records_state", False):
+        if not channel.records_state:
             channel_state.record_ok(self.hl, channel.name)
         self.name = channel.name
         log.info("sms %s went through %s (%s)", message.id, channel.name, why[:80])
@@ -103,11 +103,8 @@ class FallbackChannel:
         not having it, or a Twilio outage would block the very messages the fallback is for.
         """
         for channel in (self._fallback(), self.primary):
-            finder = getattr(channel, "lookup", None)
-            if finder is None:
-                continue
             try:
-                found: Receipt | None = finder(message)
+                found = channel.lookup(message)
             except TransportError:
                 continue
             if found is not None:

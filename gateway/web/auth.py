@@ -1,85 +1,40 @@
-"""The dashboard's plumbing: the login wall in front of every page, CSRF on every form, the page words.
+"""The login wall in front of every page, the sessions behind it, and the login page.
 
 The wall is app-wide and deny-by-default: any route, whoever registers it, needs a
 logged-in account unless its path is one of the few public ones (the login page,
 the health check, static files, and the provider webhooks, which prove themselves
-with their own signatures). Every POST outside the webhooks carries the session's
-CSRF token, checked here before any view runs.
+with their own signatures). A request let in then has its form's CSRF token checked
+(web/csrf.py) before any view runs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
 import secrets
 from datetime import timedelta
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    current_app,
-    flash,
-    g,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
-from flask_wtf.csrf import generate_csrf, validate_csrf  # type: ignore[import-untyped]
-from redis.exceptions import RedisError
-from werkzeug.exceptions import HTTPException
-from wtforms import ValidationError  # type: ignore[import-untyped]
 
-from gateway import accounts, clock, registry, tickets
+from gateway import accounts, clock
 from gateway.accounts import User
 from gateway.context import Hotline
-from gateway.phones import mask, spoken_digits
 from gateway.store import KEYS
-from gateway.texts import labels
-
-log = logging.getLogger(__name__)
-
-bp = Blueprint("dashboard", __name__)
+from gateway.web import csrf
+from gateway.web.pages import words
+from gateway.web.site import SAFE_METHODS, WEBHOOK_PREFIXES, bp, hotline
 
 # Answer without a login: each proves itself another way (a signature) or is harmless.
 PUBLIC_PATHS = ("/login", "/healthz")
-PUBLIC_PREFIXES = ("/static/", "/twilio/", "/android/", "/audio/")
-# Signed by the provider, not by a form: no CSRF token there.
-WEBHOOK_PREFIXES = ("/twilio/", "/android/")
+PUBLIC_PREFIXES = ("/static/", *WEBHOOK_PREFIXES, "/audio/")
 SESSION_HOURS = 12
 DEVICE_COOKIE = "hotline_device"
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-def hotline() -> Hotline:
-    hl: Hotline = current_app.extensions["hotline"]
-    return hl
 
 
 def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
-
-
-@lru_cache(maxsize=4)
-def _words(folder: str, language: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        (Path(folder) / "web" / "i18n" / f"{language}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def words() -> dict[str, Any]:
-    """Every word of the pages (templates/web/i18n/<HOTLINE_LANGUAGE>.json)."""
-    s = hotline().settings
-    return _words(str(s.templates_dir), s.language)
 
 
 def user() -> User:
@@ -136,22 +91,15 @@ def _wants_html() -> bool:
 
 @bp.before_app_request
 def wall() -> ResponseReturnValue | None:
-    """Refuse anything but the public paths without a login; check CSRF on every form post."""
-    path = request.path
-    if not is_public(path):
+    """Refuse anything but the public paths without a login; then check the form's CSRF token."""
+    if not is_public(request.path):
         account = _logged_in()
         if account is None:
             if _wants_html():
                 return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
             abort(401)
         g.user = account
-    if request.method not in SAFE_METHODS and not path.startswith(WEBHOOK_PREFIXES):
-        token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken", "")
-        try:
-            validate_csrf(token, time_limit=SESSION_HOURS * 3600)
-        except ValidationError as exc:
-            log.warning("refused %s %s: %s", request.method, path, exc)
-            abort(400, description="csrf")
+    csrf.check(max_age=SESSION_HOURS * 3600)  # a token lives no longer than its session
     return None
 
 
@@ -199,154 +147,8 @@ def home() -> ResponseReturnValue:
     return redirect(url_for("dashboard.board"))
 
 
-# --- headers on every answer ----------------------------------------------------------------
-
-# Pages load only this site's scripts, styles and images; no page may be framed (clickjacking).
-# Recordings play from the provider (https:). A view may set its own policy (the loudspeaker
-# print page is one self-contained file with its own <style> and print button).
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "media-src 'self' https:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
-# The print page: its inline <style>, and its one handler (onclick="window.print()") by hash.
-PRINT_PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                  "font-src 'self'; script-src 'unsafe-hashes' "
-                  "'sha256-MguIPR6qNR8D3B+eAlK+bIRTZe8t3wkOY4B/56Me9FU='; "
-                  "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
-
-
-@bp.after_app_request
-def _headers(response: Response) -> Response:
-    if request.path.startswith(WEBHOOK_PREFIXES):
-        return response  # providers read XML and JSON; nothing is rendered there
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    frames = "SAMEORIGIN" if "frame-ancestors 'self'" in response.headers[
-        "Content-Security-Policy"] else "DENY"
-    response.headers.setdefault("X-Frame-Options", frames)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    return response
-
-
-# --- what every page can use ----------------------------------------------------------------
-
-def _ago(ts: float | None) -> str:
-    if not ts:
-        return ""
-    w = words()["ago"]
-    seconds = max(0, int(clock.timestamp() - ts))
-    if seconds < 60:
-        return str(w["now"])
-    if seconds < 3600:
-        return str(w["minutes"]).format(n=seconds // 60)
-    if seconds < 86400:
-        return str(w["hours"]).format(n=seconds // 3600)
-    return str(w["days"]).format(n=seconds // 86400)
-
-
-def _when(ts: float | str | None, fmt: str = "%m-%d %H:%M") -> str:
-    if ts in (None, ""):
-        return ""
-    assert ts is not None
-    return clock.from_timestamp(ts).astimezone(hotline().settings.tz).strftime(fmt)
-
-
-def who(value: str) -> str:
-    """A history entry's actor as people know it: a registered name, else the number or account."""
-    if not value:
-        return ""
-    if value == "system":
-        return str(words()["system"])
-    if value.startswith("+"):
-        person = registry.person(hotline().r, value)
-        return person.name if person else spoken_digits(value)
-    return value
-
-
-def _minutes(seconds: float | None) -> str:
-    return "" if seconds is None else f"{seconds / 60:.0f}"
-
-
 def _setup(state: BlueprintSetupState) -> None:
-    app = state.app
-    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=SESSION_HOURS)
-    app.jinja_env.filters["ago"] = _ago
-    app.jinja_env.filters["when"] = _when
-    app.jinja_env.filters["who"] = who
-    app.jinja_env.filters["phone"] = spoken_digits
-    app.jinja_env.filters["masked"] = mask
-    app.jinja_env.filters["minutes"] = _minutes
-    app.jinja_env.globals["csrf_token"] = generate_csrf
+    state.app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=SESSION_HOURS)
 
 
 bp.record_once(_setup)
-
-
-@bp.app_context_processor
-def _page_context() -> dict[str, Any]:
-    hl = hotline()
-    return {"w": words(), "labels": labels(hl.settings), "current": g.get("user"),
-            "simulator_on": hl.settings.simulator, "language": hl.settings.language,
-            "STATUSES": tickets.STATUSES, "CATEGORIES": tickets.CATEGORIES}
-
-
-@bp.app_errorhandler(400)
-@bp.app_errorhandler(401)
-@bp.app_errorhandler(403)
-@bp.app_errorhandler(404)
-@bp.app_errorhandler(405)
-def _error(exc: HTTPException) -> ResponseReturnValue:
-    """Our own plain page for people; the webhooks keep the bare status the provider expects."""
-    if request.path.startswith(WEBHOOK_PREFIXES) or request.path.startswith("/audio/"):
-        return exc
-    code = exc.code or 500
-    if request.is_json or request.accept_mimetypes.best == "application/json":
-        return {"error": exc.description if code == 400 else code}, code
-    key = "csrf" if exc.description == "csrf" else str(code)
-    return render_template("error.html", code=code, key=key), code
-
-
-# --- which villages the account may see -----------------------------------------------------
-
-def villages_for(account: User) -> list[registry.Village]:
-    """The villages this account sees: all for an admin, its own for a head or leader."""
-    hl = hotline()
-    if account.is_admin:
-        return registry.villages(hl.r)
-    own = registry.village(hl.r, account.village_id)
-    return [own] if own else []
-
-
-def chosen_village(account: User, asked: str | None, *, allow_triage: bool = True) -> str | None:
-    """The village id a filter asks for, limited to what the account sees (None: all it sees)."""
-    if not account.is_admin:
-        return account.village_id or "-"  # "-" matches nothing: an account with no village sees none
-    if not asked:
-        return None
-    if asked == tickets.TRIAGE:
-        return tickets.TRIAGE if allow_triage else None
-    found = registry.find_village(hotline().r, asked)
-    return found.id if found else None
-
-
-def ticket_or_404(account: User, code: str) -> tickets.Ticket:
-    """The ticket if this account may see it; the same 404 whether it exists or not."""
-    ticket = tickets.get(hotline(), code) if code.isdigit() else None
-    if ticket is None or not account.sees(ticket.village_id):
-        abort(404)
-    return ticket
-
-
-def say(key: str, kind: str = "ok", **values: object) -> None:
-    """Flash one of the page words (templates/web/i18n), filled in."""
-    flash(str(words()["flash"][key]).format(**values), kind)
-
-
-@bp.app_errorhandler(RedisError)
-def _store_away(exc: RedisError) -> ResponseReturnValue:
-    """Redis away: people get a plain "try again" page; webhooks keep their own handling."""
-    if request.path.startswith(WEBHOOK_PREFIXES) or request.path.startswith("/audio/"):
-        raise exc
-    log.error("store unavailable on %s: %s", request.path, exc)
-    if request.is_json or request.accept_mimetypes.best == "application/json":
-        return {"error": "store"}, 503
-    return render_template("error.html", code=503, key="503"), 503

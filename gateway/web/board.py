@@ -8,16 +8,10 @@ from flask.typing import ResponseReturnValue
 from gateway import clock, registry, tickets
 from gateway.registry import Person
 from gateway.tickets import Ticket, TicketError
-from gateway.web.auth import (
-    bp,
-    chosen_village,
-    hotline,
-    say,
-    ticket_or_404,
-    user,
-    villages_for,
-    words,
-)
+from gateway.web.auth import user
+from gateway.web.pages import say, words
+from gateway.web.scope import chosen_village, ticket_or_404, villages_for
+from gateway.web.site import bp, hotline
 
 LIMIT = 300
 REFRESH_SECONDS = 10

@@ -1,13 +1,28 @@
-"""The dashboard for village heads and team leaders: one blueprint, its pages kept in modules by area.
+"""The dashboard for village heads and team leaders: one blueprint, its parts kept in modules.
 
-auth (login wall, CSRF, words), board (tickets), ledger (台账), notice_pages (notices and the
+The plumbing every page stands on: auth (the login wall and sessions), csrf, headers, pages
+(page words, filters), scope (which villages and tickets an account sees), errors, all on
+site.bp. The pages by area: board (tickets), ledger (台账), notice_pages (notices and the
 loudspeaker script), report (日报告 and CSV), users_page (accounts). Importing them attaches
-their routes to `bp`, which create_app registers.
+their routes and hooks to `bp`, which create_app registers.
 """
 
 from __future__ import annotations
 
-from gateway.web import board, ledger, notice_pages, report, users_page
-from gateway.web.auth import bp
+from gateway.web import (
+    auth,
+    board,
+    csrf,
+    errors,
+    headers,
+    ledger,
+    notice_pages,
+    pages,
+    report,
+    scope,
+    users_page,
+)
+from gateway.web.site import bp
 
-__all__ = ["board", "bp", "ledger", "notice_pages", "report", "users_page"]
+__all__ = ["auth", "board", "bp", "csrf", "errors", "headers", "ledger", "notice_pages", "pages",
+           "report", "scope", "users_page"]

@@ -10,7 +10,9 @@ from flask.typing import ResponseReturnValue
 from gateway import clock, messages
 from gateway.registry import GROUPS, Person, residents
 from gateway.store import KEYS
-from gateway.web.auth import bp, chosen_village, hotline, user, villages_for
+from gateway.web.auth import user
+from gateway.web.scope import chosen_village, villages_for
+from gateway.web.site import bp, hotline
 
 DEFAULT_DAYS = 7
 MAX_DAYS = 365

@@ -10,8 +10,12 @@ from flask.typing import ResponseReturnValue
 
 from gateway import messages, notices
 from gateway.notices import Notice, NoticeError
-from gateway.web.auth import PRINT_PAGE_CSP, bp, chosen_village, hotline, say, user, villages_for
+from gateway.web.auth import user
 from gateway.web.broadcast_files import FORMATS, BroadcastUnavailable, render_broadcast
+from gateway.web.headers import PRINT_PAGE_CSP
+from gateway.web.pages import say
+from gateway.web.scope import chosen_village, villages_for
+from gateway.web.site import bp, hotline
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,10 @@ from flask.typing import ResponseReturnValue
 from gateway import reports
 from gateway.texts import labels
 from gateway.tickets import TRIAGE
-from gateway.web.auth import bp, chosen_village, hotline, user, villages_for, words
+from gateway.web.auth import user
+from gateway.web.pages import words
+from gateway.web.scope import chosen_village, villages_for
+from gateway.web.site import bp, hotline
 
 TREND_DAYS = 7
 MAX_EXPORT_DAYS = 92

@@ -19,8 +19,9 @@ from gateway import clock, jsonsafe, messages, registry
 from gateway.phones import try_normalise
 from gateway.registry import Person
 from gateway.store import KEYS
-from gateway.web.auth import hotline, user
+from gateway.web.auth import user
 from gateway.web.sim_driver import Driver, SimulatorError, Turn, new_sid
+from gateway.web.site import hotline
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,9 @@ from flask.typing import ResponseReturnValue
 
 from gateway import accounts, registry
 from gateway.accounts import AccountError
-from gateway.web.auth import bp, hotline, say, user
+from gateway.web.auth import user
+from gateway.web.pages import say
+from gateway.web.site import bp, hotline
 
 
 def _admin() -> None:

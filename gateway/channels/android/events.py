@@ -20,7 +20,7 @@ from gateway.channels import state as channel_state
 from gateway.channels.android.transport import NAME, AndroidChannel
 from gateway.context import Hotline
 from gateway.phones import mask, try_normalise
-from gateway.store import KEYS, first_seen, forget_seen, locked
+from gateway.store import KEYS, SEEN_TTL, claim, locked, unclaim
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ def _received(hl: Hotline, event_id: str, p: Mapping[str, Any]) -> str:
     sender, text, content_key_ = found
     claimed: list[tuple[str, str]] = []
     if event_id:
-        if not first_seen(hl.r, "android-event", event_id):
+        if not claim(hl.r, KEYS.seen("android-event", event_id), ttl=SEEN_TTL):
             return "duplicate"
         claimed.append(("android-event", event_id))
-    if not first_seen(hl.r, "android-sms", content_key_):
+    if not claim(hl.r, KEYS.seen("android-sms", content_key_), ttl=SEEN_TTL):
         return "duplicate"
     claimed.append(("android-sms", content_key_))
     try:
@@ -126,7 +126,7 @@ def _received(hl: Hotline, event_id: str, p: Mapping[str, Any]) -> str:
         conversation.queue_reply(hl, sender, reply)
     except Exception:
         for kind, ident in claimed:  # let the phone's retry (or the next poll) handle it
-            forget_seen(hl.r, kind, ident)
+            unclaim(hl.r, KEYS.seen(kind, ident))
         raise
     log.info("android: text from %s handled", mask(sender))
     return "handled"
@@ -141,7 +141,7 @@ def _status(hl: Hotline, event_id: str, kind: str, p: Mapping[str, Any]) -> str:
         # The phone was quicker than our worker recording its answer: ask it to retry later,
         # or the worker's "sending" would overwrite this news.
         return "early"
-    if event_id and not first_seen(hl.r, "android-event", event_id):
+    if event_id and not claim(hl.r, KEYS.seen("android-event", event_id), ttl=SEEN_TTL):
         return "duplicate"
     error = f"android: {str(p.get('reason') or 'failed')[:150]}" if kind == "sms:failed" else ""
     status = STATUS[kind]

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from gateway import clock
-from gateway.channels import Receipt, TransportError
+from gateway.channels import Channel, Receipt, TransportError
 from gateway.channels import state as channel_state
 from gateway.context import Hotline
 from gateway.messages import Message
@@ -78,7 +78,7 @@ def webhook_id(event: str) -> str:
     return "hotline-" + event.replace(":", "-")
 
 
-class AndroidChannel:
+class AndroidChannel(Channel):
     name = NAME
     records_state = True  # send() keeps the channel's health itself (see channels.state)
 

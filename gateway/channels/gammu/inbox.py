@@ -24,7 +24,7 @@ from gateway.channels import state as channel_state
 from gateway.channels.gammu.transport import NAME, spool
 from gateway.context import Hotline
 from gateway.phones import mask, try_normalise
-from gateway.store import first_seen, forget_seen
+from gateway.store import KEYS, SEEN_TTL, claim, unclaim
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def _handle(hl: Hotline, root: Path, text: list[Part]) -> int:
         return 0
     body = "".join(decode(d) for d in data)
     sender = try_normalise(first.sender, hl.settings.default_region) or first.sender
-    if not first_seen(hl.r, "gammu-in", ident):
+    if not claim(hl.r, KEYS.seen("gammu-in", ident), ttl=SEEN_TTL):
         _put_away(root, text)  # handled before a crash left the files behind
         return 0
     try:
@@ -133,7 +133,7 @@ def _handle(hl: Hotline, root: Path, text: list[Part]) -> int:
                                          provider_id=first.path.name)
         conversation.queue_reply(hl, sender, reply)
     except Exception:
-        forget_seen(hl.r, "gammu-in", ident)  # the files stay; the next look tries again
+        unclaim(hl.r, KEYS.seen("gammu-in", ident))  # the files stay; the next look tries again
         raise
     log.info("gammu: text from %s (%d part(s)) handled", mask(sender), len(text))
     _put_away(root, text)

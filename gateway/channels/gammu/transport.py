@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway import clock, messages
-from gateway.channels import Receipt, TransportError
+from gateway.channels import Channel, Receipt, TransportError
 from gateway.channels import state as channel_state
 from gateway.context import Hotline
 from gateway.messages import Message
@@ -54,7 +54,7 @@ def encode(text: str) -> bytes:
     return b"\xfe\xff" + text.encode("utf-16-be")
 
 
-class GammuChannel:
+class GammuChannel(Channel):
     name = NAME
     records_state = True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from gateway.channels import Receipt
+from gateway.channels import Channel, Receipt
 from gateway.context import Hotline
 from gateway.messages import Message
 from gateway.phones import mask, mask_text
@@ -13,7 +13,7 @@ from gateway.store import KEYS
 log = logging.getLogger(__name__)
 
 
-class OutboxChannel:
+class OutboxChannel(Channel):
     name = "outbox"
 
     def __init__(self, hl: Hotline) -> None:

@@ -20,7 +20,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.exceptions import NewConnectionError
 
-from gateway.channels import Receipt, TransportError
+from gateway.channels import Channel, Receipt, TransportError
 from gateway.context import Hotline
 from gateway.messages import Message
 from gateway.phones import mask
@@ -69,7 +69,7 @@ class BaseUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]  # twilio is un
                                allow_redirects=allow_redirects)
 
 
-class TwilioChannel:
+class TwilioChannel(Channel):
     """Messages through Twilio; `lookup` finds one an earlier, interrupted attempt left there."""
 
     name = NAME
@@ -93,7 +93,7 @@ class TwilioChannel:
     @property
     def sender(self) -> str:
         """What Twilio paces by: the From number, else the Messaging Service."""
-        return self.from_number or self.service_sid
+        return self.from_number or self.service_sid or self.name
 
     def callback_url(self, message: Message) -> str:
         # The record id rides along, so a status callback can find a message whose sid the

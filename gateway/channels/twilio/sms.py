@@ -11,7 +11,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from gateway import conversation, redis_away, spool, texts
 from gateway.channels.twilio.signature import require_signature
 from gateway.context import Hotline
-from gateway.store import forget_seen
+from gateway.store import KEYS, unclaim
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,6 @@ def _inbound_sms(hl: Hotline) -> Response:
                                          channel="twilio", provider_id=sid, dedup="sms")
     except Exception:
         if sid:
-            forget_seen(hl.r, "sms", sid)  # let Twilio's retry be handled rather than dropped
+            unclaim(hl.r, KEYS.seen("sms", sid))  # let Twilio's retry be handled rather than dropped
         raise
     return twiml(reply)

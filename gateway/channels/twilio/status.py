@@ -13,7 +13,7 @@ from flask import Blueprint, current_app, request
 from gateway import messages
 from gateway.channels.twilio.signature import require_signature
 from gateway.context import Hotline
-from gateway.store import first_seen, forget_seen
+from gateway.store import KEYS, SEEN_TTL, claim, unclaim
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +28,13 @@ def status() -> tuple[str, int]:
     sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
     if sid:
         state = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
-        if state and first_seen(hl.r, "status", f"{sid}:{state}"):
+        if state and claim(hl.r, KEYS.seen("status", f"{sid}:{state}"), ttl=SEEN_TTL):
             error = " ".join(p for p in (form.get("ErrorCode", ""), form.get("ErrorMessage", "")) if p)
             try:
                 found = messages.record_delivery(hl, sid, state, error=error,
                                                  mid=request.args.get("m", ""))
             except Exception:
-                forget_seen(hl.r, "status", f"{sid}:{state}")  # let Twilio's retry be handled
+                unclaim(hl.r, KEYS.seen("status", f"{sid}:{state}"))  # let Twilio's retry be handled
                 raise
             if found is None:
                 log.info("status %s for unknown message %s", state, sid)
