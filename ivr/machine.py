@@ -26,6 +26,7 @@ from typing import Literal
 # The keypad map of CONTRACT.md (kept here so ivr needs nothing from the gateway).
 MENU: Mapping[str, str] = {"1": "medicine", "2": "food", "3": "doctor", "4": "vaccination",
                            "5": "utilities", "9": "voicemail"}
+CATEGORIES = tuple(c for c in MENU.values() if c != "voicemail")
 KEYS = frozenset("0123456789*#")
 
 GATHER_TIMEOUT = 10      # seconds to wait for a key: elderly callers are not hurried
@@ -120,13 +121,15 @@ class Prompt:
 
     `audio` names the recording that may replace it (templates/audio/...); None when the
     words vary so that no recording can stand in. `local` recordings are looked up only in
-    the caller's village folder (e.g. a greeting that names the village).
+    the caller's village folder (e.g. a greeting that names the village). `language`, when
+    set, is the language it is played in whatever the caller's (an offer of another language).
     """
 
     name: str
     context: Mapping[str, str] = field(default_factory=dict)
     audio: str | None = ""
     local: bool = False
+    language: str = ""
 
     @property
     def audio_key(self) -> str | None:
