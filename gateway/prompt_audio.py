@@ -28,7 +28,12 @@ FORMATS = "WAV, MP3, AMR or M4A"
 
 
 class AudioRefused(ValueError):
-    """The file is not a recording the hotline can play; the message says why, for a person."""
+    """The file is not a recording the hotline can play; the message says why, for a person, and
+    `reason` is a short word the dashboard turns into its own words."""
+
+    def __init__(self, message: str, reason: str = "failed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -41,20 +46,20 @@ class Converted:
 def _ffmpeg() -> str:
     path = shutil.which("ffmpeg")
     if path is None:
-        raise AudioRefused("ffmpeg is not installed (apt-get install ffmpeg)")
+        raise AudioRefused("ffmpeg is not installed (apt-get install ffmpeg)", "no_tool")
     return path
 
 
-def _run(args: list[str], what: str, *, detail: bool = True) -> None:
+def _run(args: list[str], what: str, *, detail: bool = True, reason: str = "failed") -> None:
     try:
         done = subprocess.run([_ffmpeg(), "-nostdin", "-hide_banner", "-v", "error", "-y", *args],
                               capture_output=True, timeout=120, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise AudioRefused(f"{what}: took too long") from exc
+        raise AudioRefused(f"{what}: took too long", reason) from exc
     if done.returncode != 0:
         lines = done.stderr.decode(errors="replace").strip().splitlines()
         log.info("ffmpeg refused a recording: %s", lines[-1][:300] if lines else "?")
-        raise AudioRefused(f"{what}: {lines[-1][:160]}" if detail and lines else what)
+        raise AudioRefused(f"{what}: {lines[-1][:160]}" if detail and lines else what, reason)
 
 
 def _seconds(path: Path) -> float:
@@ -65,32 +70,32 @@ def _seconds(path: Path) -> float:
 def convert(source: Path, work: Path) -> Converted:
     """Check `source` and write its two playable forms into the folder `work`."""
     if not source.is_file():
-        raise AudioRefused(f"no such file: {source.name}")
+        raise AudioRefused(f"no such file: {source.name}", "missing")
     size = source.stat().st_size
     if size == 0:
-        raise AudioRefused("the file is empty")
+        raise AudioRefused("the file is empty", "empty")
     if size > MAX_BYTES:
-        raise AudioRefused(f"the file is {size // (1024 * 1024)} MB; a prompt is under a minute")
+        raise AudioRefused(f"the file is {size // (1024 * 1024)} MB; a prompt is under a minute", "too_big")
     decoded, trimmed, level = work / "decoded.wav", work / "trimmed.wav", work / "level.wav"
     unreadable = f"it cannot be read as a recording ({FORMATS})"
     # Read at most a little over the limit: a long file is refused without decoding it all.
     _run(["-i", str(source), "-vn", "-map", "0:a:0", "-t", str(MAX_SECONDS + 1), "-ac", "1",
           "-ar", str(RATE), "-c:a", "pcm_s16le", "-f", "wav", str(decoded)], unreadable,
-         detail=False)
+         detail=False, reason="unreadable")
     try:
         length = _seconds(decoded)
     except (wave.Error, EOFError, OSError) as exc:
-        raise AudioRefused(unreadable) from exc
+        raise AudioRefused(unreadable, "unreadable") from exc
     if length <= 0:
-        raise AudioRefused(f"{unreadable}: it holds no sound at all")
+        raise AudioRefused(f"{unreadable}: it holds no sound at all", "unreadable")
     if length > MAX_SECONDS:
-        raise AudioRefused(f"it lasts over {MAX_SECONDS:.0f} seconds; a prompt may last a minute")
+        raise AudioRefused(f"it lasts over {MAX_SECONDS:.0f} seconds; a prompt may last a minute", "too_long")
     edge = f"silenceremove=start_periods=1:start_threshold={SILENCE}:start_silence=0.1"
     _run(["-i", str(decoded), "-af", f"{edge},areverse,{edge},areverse", "-c:a", "pcm_s16le",
           str(trimmed)], "trimming silence failed")
     seconds = _seconds(trimmed)
     if seconds < MIN_SECONDS:
-        raise AudioRefused("it is silent: nothing louder than a quiet room was recorded")
+        raise AudioRefused("it is silent: nothing louder than a quiet room was recorded", "silent")
     _run(["-i", str(trimmed), "-af", LOUDNESS, "-ar", str(RATE), "-ac", "1", "-c:a", "pcm_s16le",
           str(level)], "normalising loudness failed")
     mp3, wav = work / "out.mp3", work / "out.wav"

@@ -36,11 +36,12 @@ class Row:
 def check(name: str, language: str, village: str = "") -> None:
     """Refuse (AudioRefused) a prompt name, language or village folder that cannot be stored."""
     if name not in prompts.NAMES:
-        raise AudioRefused(f"no prompt {name!r} (see `hotline prompts list`)")
+        raise AudioRefused(f"no prompt {name!r} (see `hotline prompts list`)", "bad_name")
     if language not in prompts.LANGUAGES:
-        raise AudioRefused(f"no language {language!r} (one of {', '.join(prompts.LANGUAGES)})")
+        raise AudioRefused(f"no language {language!r} (one of {', '.join(prompts.LANGUAGES)})",
+                           "bad_language")
     if village and (village.startswith(".") or any(c in village for c in "/\\\0")):
-        raise AudioRefused(f"village name {village!r} cannot name a folder")
+        raise AudioRefused(f"village name {village!r} cannot name a folder", "bad_village")
 
 
 def folder(settings: Settings, language: str, village: str = "") -> Path:

@@ -60,7 +60,7 @@ def add_command(name: str, file: Path, language: str, village: str | None) -> No
     except AudioRefused as exc:
         _fail(exc)
     except OSError as exc:
-        _fail(AudioRefused(f"cannot read {file}: {exc.strerror}"))
+        _fail(AudioRefused(f"cannot read {file}: {exc.strerror}", "missing"))
     else:
         click.echo(f"{name} ({language}, {where or 'hotline-wide'}): {seconds:.1f} s kept")
 

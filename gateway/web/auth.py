@@ -58,6 +58,8 @@ WEBHOOK_PREFIXES = ("/twilio/", "/android/")
 SESSION_HOURS = 12
 DEVICE_COOKIE = "hotline_device"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+# The one form that takes more than 2 MB: a minute of WAV from a phone (44.1 kHz stereo) is ~10 MB.
+LARGE_UPLOADS = ("/prompts/", 24 * 1024 * 1024)
 
 
 def hotline() -> Hotline:
@@ -138,6 +140,8 @@ def _wants_html() -> bool:
 def wall() -> ResponseReturnValue | None:
     """Refuse anything but the public paths without a login; check CSRF on every form post."""
     path = request.path
+    if path.startswith(LARGE_UPLOADS[0]) and request.method == "POST":
+        request.max_content_length = LARGE_UPLOADS[1]  # a recording from a phone
     if not is_public(path):
         account = _logged_in()
         if account is None:
