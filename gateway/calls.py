@@ -62,8 +62,19 @@ def _first(hl: Hotline, form: Mapping[str, str]) -> tuple[Call, str]:
     language = person.language if person and person.language in prompts.LANGUAGES \
         else hl.settings.language
     first = ivr.start(caller, known=person is not None, village=person.village if person else "",
-                      mobile=mobile, language=language, now=clock.timestamp())
+                      mobile=mobile, language=language, now=clock.timestamp(),
+                      offer=_offer(hl.settings, language) if person is None else "")
     return first.call, raw_from
+
+
+OFFERED = "mn"  # the language a caller not in the ledger may choose with ivr's OFFER_KEY
+
+
+def _offer(settings: Settings, language: str) -> str:
+    """Mongolian is offered where the hotline has its greeting recorded in Mongolian."""
+    if language == OFFERED or prompts.find(settings, OFFERED, "greeting") is None:
+        return ""
+    return OFFERED
 
 
 FIRST_TWIML_SECONDS = 10.0  # how long a rendered first answer is reused (template edits show soon)
@@ -74,13 +85,13 @@ def _first_twiml(settings: Settings, call: Call, *, sorry: bool) -> str:
     """The TwiML of step 0, which depends only on the caller's language, village and known-ness."""
     key = (settings.templates_dir, settings.data_dir, prompts.stamp(settings), settings.public_url,
            settings.voice, settings.language, call.language, call.village if call.known else "",
-           call.known, sorry)
+           call.known, call.offer, sorry)
     now = time.monotonic()
     hit = _first_cache.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     first = ivr.start(call.caller, known=call.known, village=call.village, mobile=call.mobile,
-                      language=call.language, now=call.started)
+                      language=call.language, now=call.started, offer=call.offer)
     if sorry:
         # No caller number at all is not something Twilio sends: apologise, then the menu.
         first = Step(first.call, (Prompt("sorry"), *first.prompts), first.then,

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
+import ivr
+import ivr.machine
 from gateway import calls, messages, prompts, tickets
 from gateway.context import Hotline
 from gateway.settings import ROOT
@@ -157,3 +159,58 @@ def test_the_sip_agent_plays_a_stored_recording_from_its_own_8khz_file(
     assert clip is not None and clip.path == wav and abs(clip.seconds - 0.5) < 0.01
     assert prompts.sip_file(sample.settings, f"{PUBLIC_URL}/audio/../mn/menu.mp3") is None
     assert prompts.sip_file(sample.settings, "https://elsewhere.example/audio/mn/menu.mp3") is None
+
+
+# --- a caller not in the ledger chooses Mongolian ---------------------------------------------
+
+STRANGER = "+8613700009999"
+
+
+def test_the_offer_key_is_no_menu_key() -> None:
+    assert ivr.machine.OFFER_KEY not in ivr.MENU and ivr.machine.OFFER_KEY not in "*#"
+
+
+def test_without_a_mongolian_greeting_nobody_is_offered_mongolian(sample: Hotline,
+                                                                 client: FlaskClient) -> None:
+    record(sample.settings.data_dir, "mn/language_offer")
+    call = dial(sample, client, STRANGER).ring()
+    assert [h.text for h in call.last] == [EMERGENCY, "您好，这里是暖心服务热线。", MENU]
+    call.press("0")
+    assert call.said.startswith("您按的键不对。")
+
+
+def test_a_stranger_presses_0_after_the_120_line_and_hears_the_menu_in_mongolian(
+        sample: Hotline, client: FlaskClient) -> None:
+    data = sample.settings.data_dir
+    record(data, "mn/greeting")
+    record(data, "mn/language_offer")
+    record(data, "mn/menu")
+    call = dial(sample, client, STRANGER).ring()
+    assert played(call) == [("say", EMERGENCY), ("play", "mn/language_offer.wav"),
+                            ("say", "您好，这里是暖心服务热线。"), ("say", MENU)]
+    assert call.twiml.index("language_offer") > call.twiml.index("<Gather")  # 0 at once
+    call.press("0")
+    assert played(call) == [("play", "mn/greeting.wav"), ("play", "mn/menu.wav")]
+    call.press("2")
+    assert played(call) == [("say", "您选的是：送餐送菜。确认请按1，重新选择请按2。")]
+    call.press("1").speak()
+    [ticket] = tickets.list_tickets(sample)
+    assert (ticket.category, ticket.village_id, ticket.caller) == ("food", tickets.TRIAGE, STRANGER)
+    assert ticket.recording_url  # name and address, asked in Mandarin
+
+
+def test_the_offer_is_said_in_mandarin_where_only_the_greeting_is_recorded(
+        sample: Hotline, client: FlaskClient) -> None:
+    record(sample.settings.data_dir, "mn/greeting")
+    call = dial(sample, client, STRANGER).ring()
+    assert played(call)[1] == ("say", "蒙古语服务请按0。")
+
+
+def test_a_caller_in_the_ledger_is_never_offered_a_language_and_0_stays_a_wrong_key(
+        sample: Hotline, client: FlaskClient) -> None:
+    record(sample.settings.data_dir, "mn/greeting")
+    record(sample.settings.data_dir, "mn/language_offer")
+    call = dial(sample, client, RESIDENT).ring()
+    assert [h.text for h in call.last] == [EMERGENCY, "您好，这里是联合村暖心服务热线。", MENU]
+    call.press("0")
+    assert call.said == f"您按的键不对。 {MENU}"
