@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Back up the hotline's Redis: a fresh, consistent snapshot into DEST/<time>/dump.rdb.
+# Back up the hotline's Redis: a fresh, consistent snapshot into DEST/<time>/dump.rdb, and the
+# recorded prompts beside it (DEST/<time>/prompts) when HOTLINE_DATA_DIR/prompts is on this host.
 # Usage: deploy/backup.sh DEST
 #   Reads REDIS_URL (redis://[user]:PASSWORD@HOST:PORT/DB, as in /etc/hotline/hotline.env);
 #   REDIS_BACKUP_URL wins if set (e.g. the master's address when REDIS_URL is a sentinel URL).
@@ -57,6 +58,12 @@ redis-cli "${args[@]}" --rdb "$partial/dump.rdb" >/dev/null
 if [ "$(head -c 5 "$partial/dump.rdb")" != "REDIS" ]; then
   echo "backup.sh: $partial/dump.rdb is not a Redis snapshot" >&2
   exit 1
+fi
+# The recorded prompts (HOTLINE_DATA_DIR/prompts: villages' own voices) go with the snapshot
+# when this host keeps them; put them back by copying DEST/<time>/prompts into the data folder.
+prompts_dir=${HOTLINE_DATA_DIR:-/var/lib/hotline}/prompts
+if [ -d "$prompts_dir" ]; then
+  cp -a "$prompts_dir" "$partial/prompts"
 fi
 # Only a complete backup gets a name restore.sh would be pointed at.
 mv "$partial" "$dest/$stamp"

@@ -16,11 +16,9 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from pathlib import Path
-from urllib.parse import quote
 
 import ivr
-from gateway import clock, messages, phones, texts, tickets
+from gateway import clock, messages, phones, prompts, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask, try_normalise
 from gateway.settings import Settings
@@ -35,9 +33,7 @@ MAX_CALL_SECONDS = 600      # on the menu longer than this, the call ends and a 
 WAIT_FOR_PEER = 3.0         # seconds a duplicate request waits for the first one's answer
 STAGES = ("menu", "confirm", "name", "voicemail")
 FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
-AUDIO_EXTENSIONS = ("mp3", "wav")
 _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_AUDIO_PART = re.compile(r"^[^/\\]+$")
 
 
 # --- the webhook steps ---------------------------------------------------------------------
@@ -63,11 +59,22 @@ def _first(hl: Hotline, form: Mapping[str, str]) -> tuple[Call, str]:
     raw_from = (form.get("From") or "").strip()
     caller, mobile = _caller(raw_from[:40], hl.settings.default_region) if raw_from else ("", False)
     person = hl.ledger.person(caller) if caller else None
-    language = person.language if person and person.language in ("zh", "en") \
+    language = person.language if person and person.language in prompts.LANGUAGES \
         else hl.settings.language
     first = ivr.start(caller, known=person is not None, village=person.village if person else "",
-                      mobile=mobile, language=language, now=clock.timestamp())
+                      mobile=mobile, language=language, now=clock.timestamp(),
+                      offer=_offer(hl.settings, language) if person is None else "")
     return first.call, raw_from
+
+
+OFFERED = "mn"  # the language a caller not in the ledger may choose with ivr's OFFER_KEY
+
+
+def _offer(settings: Settings, language: str) -> str:
+    """Mongolian is offered where the hotline has its greeting recorded in Mongolian."""
+    if language == OFFERED or prompts.find(settings, OFFERED, "greeting") is None:
+        return ""
+    return OFFERED
 
 
 FIRST_TWIML_SECONDS = 10.0  # how long a rendered first answer is reused (template edits show soon)
@@ -76,14 +83,15 @@ _first_cache: dict[tuple[object, ...], tuple[float, str]] = {}
 
 def _first_twiml(settings: Settings, call: Call, *, sorry: bool) -> str:
     """The TwiML of step 0, which depends only on the caller's language, village and known-ness."""
-    key = (settings.templates_dir, settings.public_url, settings.voice, settings.language,
-           call.language, call.village if call.known else "", call.known, sorry)
+    key = (settings.templates_dir, settings.data_dir, prompts.stamp(settings), settings.public_url,
+           settings.voice, settings.language, call.language, call.village if call.known else "",
+           call.known, call.offer, sorry)
     now = time.monotonic()
     hit = _first_cache.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     first = ivr.start(call.caller, known=call.known, village=call.village, mobile=call.mobile,
-                      language=call.language, now=call.started)
+                      language=call.language, now=call.started, offer=call.offer)
     if sorry:
         # No caller number at all is not something Twilio sends: apologise, then the menu.
         first = Step(first.call, (Prompt("sorry"), *first.prompts), first.then,
@@ -333,50 +341,22 @@ def _is_url(url: str) -> bool:
 
 def _render(settings: Settings, result: Step) -> str:
     call = result.call
+    spoken = prompts.spoken_language(settings, call.language)
     return ivr.render(result, _speaker(settings, call.language, call.village if call.known else ""),
-                      base_url=settings.public_url, language=call.language, voice=settings.voice)
+                      base_url=settings.public_url, language=spoken, voice=settings.voice)
 
 
 def _speaker(settings: Settings, language: str, village: str) -> Speaker:
+    """Each prompt as its recording in the caller's language (the village's, then the
+    hotline's), else the fallback language's recording, else its words said in that language."""
     def speak(prompt: Prompt) -> Spoken:
         key = prompt.audio_key
-        rel = audio_path(settings, language, key, village, local=prompt.local) if key else None
-        if rel is not None:
-            return Spoken("", url=f"{settings.public_url}/audio/{quote(rel)}")
-        return Spoken(texts.render(settings, "voice", prompt.name, language=language,
-                                       village=village, **prompt.context))
+        lang = prompt.language or language
+        found = prompts.heard(settings, lang, key, village, local=prompt.local) if key else None
+        if found is not None:
+            return Spoken("", url=found.url(settings.public_url))
+        return Spoken(texts.render(settings, "voice", prompt.name,
+                                   language=prompts.spoken_language(settings, lang),
+                                   village=village, **prompt.context))
 
     return speak
-
-
-def audio_path(settings: Settings, language: str, key: str, village: str = "",
-               local: bool = False) -> str | None:
-    """The recording standing in for a prompt, relative to templates/audio, if there is one.
-
-    Looked up in ``audio/villages/<村名>/<lang>/`` first, then (unless `local`) ``audio/<lang>/``.
-    """
-    root = settings.templates_dir / "audio"
-    own = texts.village_folder(root / "villages", village)  # the listed name, never the ledger's
-    folders = [f"villages/{own}/{language}"] if own is not None else []
-    if not local:
-        folders.append(language)
-    for folder in folders:
-        for ext in AUDIO_EXTENSIONS:
-            rel = f"{folder}/{key}.{ext}"
-            if (root / rel).is_file():
-                return rel
-    return None
-
-
-def audio_file(settings: Settings, rel: str) -> Path | None:
-    """The file behind an /audio/<rel> URL: only recordings under templates/audio, nothing else."""
-    parts = rel.split("/")
-    if not all(_AUDIO_PART.match(p) and p not in (".", "..") for p in parts):
-        return None
-    if parts[-1].rsplit(".", 1)[-1] not in AUDIO_EXTENSIONS:
-        return None
-    root = (settings.templates_dir / "audio").resolve()
-    path = root.joinpath(*parts).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        return None
-    return path

@@ -25,6 +25,8 @@ GSM7_BASIC = (
 )
 GSM7_EXTENDED = "^{}\\[~]|€\f"
 _BLANKS = re.compile(r"[ \t]+")
+SPOKEN = ("zh", "en")  # languages with labels and spoken prompts of their own
+WRITTEN = ("zh", "mn", "en")  # languages an SMS template may be written in (mn: where one exists)
 
 
 def clean_sms(text: str) -> str:
@@ -118,7 +120,7 @@ def _labels(root: str, language: str) -> dict[str, Any]:
 
 def labels(settings: Settings, language: str | None = None) -> dict[str, Any]:
     """Names of categories, statuses and the like, in `language` (templates/labels/*.json)."""
-    lang = language if language in ("zh", "en") else settings.language
+    lang = language if language in SPOKEN else settings.language
     return _labels(str(settings.templates_dir), lang)
 
 
@@ -127,11 +129,12 @@ def render(settings: Settings, kind: str, name: str, *, language: str | None = N
     """Render `templates/[villages/<village>/]<kind>/<language>/<name>.txt`.
 
     Falls back to the default language when a translation is missing, so an
-    unfinished translation never silences a message.
+    unfinished translation never silences a message (a text to a Mongolian speaker stays in
+    Chinese unless an ``mn`` template exists).
     """
     root = settings.templates_dir
     env = _environment(str(root), village_folder(root / "villages", village) or "")
-    lang = language if language in ("zh", "en") else settings.language
+    lang = language if language in WRITTEN else settings.language
     for candidate in dict.fromkeys((lang, settings.language, "zh")):
         try:
             template = env.get_template(f"{kind}/{candidate}/{name}.txt")

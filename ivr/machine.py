@@ -5,6 +5,7 @@ plain function call in the tests. The caller's journey:
 
     ring -> emergency line, greeting, menu (Gather)
     menu:      1-5 -> confirm | 9 -> voicemail | * -> menu again
+               0 (offered to an unknown caller) -> greeting and menu in Mongolian
                wrong key -> "wrong key" + menu; after 3 in a row -> voicemail
                silence -> "did not hear" + menu, twice; the third time -> voicemail
     confirm:   1 -> ticket (known caller) | name recording (unknown caller) | 2 -> menu
@@ -26,6 +27,10 @@ from typing import Literal
 # The keypad map of CONTRACT.md (kept here so ivr needs nothing from the gateway).
 MENU: Mapping[str, str] = {"1": "medicine", "2": "food", "3": "doctor", "4": "vaccination",
                            "5": "utilities", "9": "voicemail"}
+CATEGORIES = tuple(c for c in MENU.values() if c != "voicemail")
+# On the menu, a caller not in the ledger may switch to the language offered (Mongolian) with
+# this key: it is no menu choice and not the repeat key, so it never clashes with the menu.
+OFFER_KEY = "0"
 KEYS = frozenset("0123456789*#")
 
 GATHER_TIMEOUT = 10      # seconds to wait for a key: elderly callers are not hurried
@@ -54,6 +59,7 @@ class Call:
     started: float = 0.0
     step: int = 1             # the step number the next request will carry
     code: str = ""
+    offer: str = ""           # a language offered with OFFER_KEY on the menu (unknown callers)
 
     def to_dict(self) -> dict[str, str | int | float | bool]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -120,13 +126,15 @@ class Prompt:
 
     `audio` names the recording that may replace it (templates/audio/...); None when the
     words vary so that no recording can stand in. `local` recordings are looked up only in
-    the caller's village folder (e.g. a greeting that names the village).
+    the caller's village folder (e.g. a greeting that names the village). `language`, when
+    set, is the language it is played in whatever the caller's (an offer of another language).
     """
 
     name: str
     context: Mapping[str, str] = field(default_factory=dict)
     audio: str | None = ""
     local: bool = False
+    language: str = ""
 
     @property
     def audio_key(self) -> str | None:
@@ -191,11 +199,19 @@ def path_of(stage: Stage) -> str:
 # --- the machine ---------------------------------------------------------------------------
 
 def start(caller: str, *, known: bool, village: str, mobile: bool, language: str,
-          now: float) -> Step:
-    """The call is answered: emergency line first, then the greeting, then the menu."""
+          now: float, offer: str = "") -> Step:
+    """The call is answered: emergency line first, then the greeting, then the menu.
+
+    With `offer` (a language with its own greeting, for a caller not in the ledger), the offer
+    of that language is played in it right after the emergency line, inside the menu's Gather,
+    so OFFER_KEY can be pressed at once.
+    """
     call = Call(caller=caller, known=known, village=village, mobile=mobile, language=language,
-                started=now)
+                started=now, offer=offer)
     greeting = Prompt("greeting", {"place": village if known else ""}, local=known)
+    if offer:
+        return Step(call, (Prompt("language_offer", language=offer), greeting, _menu()),
+                    Gather(path_of("menu")), intro=(Prompt("emergency"),))
     return Step(call, (_menu(),), Gather(path_of("menu")),
                 intro=(Prompt("emergency"), greeting))
 
@@ -258,6 +274,9 @@ def _on_menu(call: Call, event: Event) -> Step:
         return Step(call, (_confirm(category),), Gather(path_of("confirm")))
     if isinstance(event, Key) and event.key == "*":
         return Step(replace(call, silences=0, wrong=0), (_menu(),), menu)
+    if isinstance(event, Key) and event.key == OFFER_KEY and call.offer:
+        call = replace(call, language=call.offer, offer="", silences=0, wrong=0)
+        return Step(call, (Prompt("greeting", {"place": ""}), _menu()), menu)
     if isinstance(event, Silence):
         if call.silences >= MAX_SILENCES:
             return _to_voicemail(call, (Prompt("no_key"),))

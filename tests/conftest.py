@@ -135,6 +135,21 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture
+def app_with(hl: Hotline) -> Callable[..., FlaskClient]:
+    """A client of an app built with some settings changed (same Redis, sample ledger)."""
+    report = import_file(hl.r, SAMPLE, "CN")
+    assert report.ok
+
+    def build(**overrides: Any) -> FlaskClient:
+        settings = make_settings(hl.url, hl.settings.data_dir, **overrides)
+        app = create_app(settings, url=hl.url)
+        app.config["TESTING"] = True
+        return app.test_client()
+
+    return build
+
+
 def drain(hl: Hotline) -> None:
     """Run every queued job in this process (new tickets' offers first), as `hotline worker
     --burst` would."""

@@ -212,3 +212,50 @@ def test_every_page_works_under_its_content_security_policy_and_none_can_be_fram
     refused = [e["message"] for e in b.get_log("browser")
                if "Content Security Policy" in e["message"] or e["level"] == "SEVERE"]
     assert refused == []
+
+
+def test_an_admin_records_the_mongolian_menu_on_the_page_and_bater_hears_it(
+        server: str, browser: Any, tmp_path: Path) -> None:
+    """Issue 16: upload on the 录音 page, see it kept and playable, hear it in a call, remove it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from tests.audio_files import encoded
+
+    require_tool("ffmpeg", "ffmpeg")
+    b = browser
+    b.get(f"{server}/login")
+    if "/login" in b.current_url:
+        b.find_element(By.NAME, "name").send_keys("admin")
+        b.find_element(By.NAME, "password").send_keys(PASSWORD)
+        b.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
+        until(b, text_shown(b, "h1", "求助工单"), "the board after login")
+    b.find_element(By.LINK_TEXT, "录音").click()
+    Select(b.find_element(By.NAME, "language")).select_by_visible_text("蒙古语")
+    b.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    row = until(b, lambda d: d.find_element(By.ID, "prompt-menu"), "the menu's row")
+    assert "送药请按1" in row.text and "没有录音" in row.text
+    row.find_element(By.NAME, "file").send_keys(str(encoded(tmp_path / "menu.m4a")))
+    row.find_element(By.CSS_SELECTOR, "form.upload button").click()
+    until(b, text_shown(b, ".flash", "menu 的录音已保存"), "the upload kept")
+    row = b.find_element(By.ID, "prompt-menu")
+    assert "全热线录音" in row.text
+    src = row.find_element(By.TAG_NAME, "audio").get_attribute("src")
+    assert "/audio/mn/menu.mp3?v=" in src
+    with urllib.request.urlopen(src, timeout=10) as answer:  # public, as Twilio fetches it
+        assert answer.status == 200 and answer.headers["Content-Type"] == "audio/mpeg"
+
+    # 巴特尔 (Mongolian, 团结村) calls in the simulator: the menu plays from the recording.
+    b.get(f"{server}/simulator")
+    Select(b.find_element(By.ID, "person")).select_by_value("+8613900000004")
+    b.find_element(By.ID, "call").click()
+    until(b, lambda d: any("/audio/mn/menu.mp3" in (a.get_attribute("src") or "")
+                           for a in d.find_elements(By.CSS_SELECTOR, "#screen audio")),
+          "the Mongolian menu played")
+    assert "如有危及生命的紧急情况" in b.find_element(By.ID, "screen").text  # Mandarin where none
+    b.find_element(By.ID, "hangup").click()
+
+    b.get(f"{server}/prompts?language=mn")
+    b.find_element(By.CSS_SELECTOR, "#prompt-menu form.remove button").click()
+    until(b, text_shown(b, ".flash", "menu 的录音已删除"), "the recording removed")
+    assert "没有录音" in b.find_element(By.ID, "prompt-menu").text

@@ -25,6 +25,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_range(size: int) -> int:
+    """The first of `size` UDP ports, all free now, below the kernel's ephemeral range: where
+    free_port() and SIPp's own ports come from, so an agent's RTP range never meets them."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    span = low - 10000 - size
+    for attempt in range(200):  # from a place of this process's own, so parallel runs differ
+        first = 10000 + (os.getpid() * 7919 + attempt * size) % span
+        socks: list[socket.socket] = []
+        try:
+            for port in range(first, first + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {size} free UDP ports in a row below {low}")
+
+
 
 def _drive(engine: Any, proc: subprocess.Popen[bytes]) -> int:
     """Turn the engine's event loop until SIPp ends (10 s at most); SIPp's exit code."""

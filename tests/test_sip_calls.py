@@ -30,7 +30,7 @@ from tests.conftest import RESIDENT, require_tool
 from tests.fake_twilio import wait_until
 from tests.rtp_peer import PCMA, PCMU, RtpPeer
 from tests.sipp_scenario import gateway_call
-from tests.test_sip import free_port
+from tests.test_sip import free_port, free_range
 
 if os.environ.get("HOTLINE_REQUIRE_ALL") == "1":
     import pjsua2  # noqa: F401  (missing: fail, do not skip)
@@ -97,7 +97,7 @@ def office(sample: Hotline, tmp_path: Path) -> Iterator[Office]:
     web = Web(settings, sample.url, web_port)
     web.up()
     port = free_port()
-    rtp = free_port()
+    rtp = free_range(41)
     sip = SipSettings(host="127.0.0.1", port=port, peers=(ipaddress.ip_network(GATEWAY),),
                       rtp_first=rtp, rtp_last=rtp + 40)
     agent = Agent(settings, sip, replay_every=1)
@@ -281,7 +281,7 @@ def test_eight_calls_at_once_over_two_addresses_each_make_their_ticket_with_clea
     web = Web(settings, sample.url, web_port)
     web.up()
     ports = [free_port(), free_port()]
-    rtp = free_port_tcp() // 100 * 100 % 40000 + 20000  # a range away from SIPp's own ports
+    rtp = free_range(40)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "TWILIO_"))}
     env.update({"REDIS_URL": sample.url, "HOTLINE_DATA_DIR": str(settings.data_dir),
                 "HOTLINE_PUBLIC_URL": settings.public_url,

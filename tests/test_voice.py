@@ -20,7 +20,6 @@ from flask.testing import FlaskClient
 from gateway import calls, clock, messages, spool, tickets
 from gateway.app import create_app
 from gateway.context import Hotline
-from gateway.registry_file import import_file
 from gateway.settings import ROOT
 from gateway.store import KEYS, connect
 from gateway.tickets import Ticket
@@ -31,7 +30,6 @@ from tests.conftest import (
     LANDLINE_RESIDENT,
     PUBLIC_URL,
     RESIDENT,
-    SAMPLE,
     STRANGER,
     VOLUNTEER,
     drain,
@@ -71,20 +69,6 @@ def make_phone(hl: Hotline, client: FlaskClient, **transport: Any) -> Phone:
 def phone(sample: Hotline, client: FlaskClient) -> Phone:
     return make_phone(sample, client)
 
-
-@pytest.fixture
-def app_with(hl: Hotline) -> Callable[..., FlaskClient]:
-    """A client of an app built with some settings changed (same Redis, sample ledger)."""
-    report = import_file(hl.r, SAMPLE, "CN")
-    assert report.ok
-
-    def build(**overrides: Any) -> FlaskClient:
-        settings = make_settings(hl.url, hl.settings.data_dir, **overrides)
-        app = create_app(settings, url=hl.url)
-        app.config["TESTING"] = True
-        return app.test_client()
-
-    return build
 
 
 # --- the first step ------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import sys
 import click
 
 from gateway import logs
-from gateway.cli import channels, messages, notices, registry, service, tickets, users
+from gateway.cli import channels, messages, notices, prompts, registry, service, tickets, users
 from gateway.settings import ConfigError
 
 
@@ -17,7 +17,7 @@ def cli() -> None:
 
 
 # Each area keeps its commands in a module of its own, exposing `commands`.
-for _area in (service, registry, tickets, messages, notices, users, channels):
+for _area in (service, registry, tickets, messages, notices, users, channels, prompts):
     for _command in _area.commands:
         cli.add_command(_command)
 

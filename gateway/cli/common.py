@@ -8,8 +8,10 @@ from functools import lru_cache
 
 import click
 
+from gateway import registry
 from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis, EmbeddedRedisError
+from gateway.registry import Village
 from gateway.settings import ConfigError, Settings
 
 
@@ -41,13 +43,18 @@ def hotline() -> Hotline:
 
 def village_id(hl: Hotline, name_or_id: str | None) -> str | None:
     """Resolve --village to an id, or stop with a clear message."""
-    if not name_or_id:
-        return None
-    from gateway import registry
+    return _village(hl, name_or_id).id if name_or_id else None
 
+
+def village_name(hl: Hotline, name_or_id: str | None) -> str:
+    """Resolve --village to its name as the registry writes it ("" without one), or stop."""
+    return _village(hl, name_or_id).name if name_or_id else ""
+
+
+def _village(hl: Hotline, name_or_id: str) -> Village:
     village = registry.find_village(hl.r, name_or_id)
     if village is None:
         known = ", ".join(v.name for v in registry.villages(hl.r)) or "none yet"
         click.echo(f"hotline: no village {name_or_id!r} (known: {known})", err=True)
         sys.exit(2)
-    return village.id
+    return village

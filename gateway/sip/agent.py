@@ -19,12 +19,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from gateway import calls, spool
+from gateway import calls, prompts, spool
 from gateway.phones import mask, try_normalise
 from gateway.settings import Settings
 from gateway.sip import twiml_runner as twiml
@@ -94,7 +95,7 @@ class Agent:
         self.token = settings.webhook_token()
         self.folder = settings.data_dir / "sip"
         self.recordings = settings.data_dir / "recordings"
-        self.media = Media(self.folder / "prompts")
+        self.media = Media(self.folder / "prompts", local=partial(prompts.sip_file, settings))
         self.replay_every = max(1.0, float(settings.retry_first if replay_every is None
                                            else replay_every))
         self.pool = ThreadPoolExecutor(max_workers=POOL, thread_name_prefix="sip-web")

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -60,9 +61,11 @@ def finished(path: Path, wait: float = 3.0) -> bool:
 
 
 class Media:
-    def __init__(self, folder: Path, session: requests.Session | None = None) -> None:
+    def __init__(self, folder: Path, session: requests.Session | None = None,
+                 local: Callable[[str], Path | None] | None = None) -> None:
         self.folder = folder
         self.session = session or requests.Session()
+        self.local = local  # a <Play> URL to a file already at 8 kHz on this box, if it is one
         folder.mkdir(parents=True, exist_ok=True)
 
     def _cached(self, key: str) -> Path:
@@ -79,7 +82,15 @@ class Media:
         return Clip(path, seconds_of(path))
 
     def play(self, url: str) -> Clip | None:
-        """A recorded prompt fetched once from `url` (WAV or MP3, any rate), as 8 kHz mono."""
+        """A recorded prompt fetched once from `url` (WAV or MP3, any rate), as 8 kHz mono; a
+        village's recording kept on this box is played from its own 8 kHz form."""
+        own = self.local(url) if self.local is not None else None
+        if own is not None:
+            try:
+                with wave.open(str(own), "rb") as wav:
+                    return Clip(own, wav.getnframes() / float(wav.getframerate() or RATE))
+            except (OSError, wave.Error, EOFError):
+                log.warning("<Play> %s: its 8 kHz file cannot be read; fetched instead", url)
         path = self._cached(f"play|{VERSION}|{url}")
         if not path.exists():
             response = self.session.get(url, timeout=10)

@@ -31,6 +31,8 @@ PUBLIC_PATHS = ("/login", "/healthz")
 PUBLIC_PREFIXES = ("/static/", *WEBHOOK_PREFIXES, "/audio/")
 SESSION_HOURS = 12
 DEVICE_COOKIE = "hotline_device"
+# The one form that takes more than 2 MB: a minute of WAV from a phone (44.1 kHz stereo) is ~10 MB.
+LARGE_UPLOADS = ("/prompts/", 24 * 1024 * 1024)
 
 
 def is_public(path: str) -> bool:
@@ -92,6 +94,8 @@ def _wants_html() -> bool:
 @bp.before_app_request
 def wall() -> ResponseReturnValue | None:
     """Refuse anything but the public paths without a login; then check the form's CSRF token."""
+    if request.path.startswith(LARGE_UPLOADS[0]) and request.method == "POST":
+        request.max_content_length = LARGE_UPLOADS[1]  # a recording from a phone
     if not is_public(request.path):
         account = _logged_in()
         if account is None:

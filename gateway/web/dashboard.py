@@ -3,8 +3,8 @@
 The plumbing every page stands on: auth (the login wall and sessions), csrf, headers, pages
 (page words, filters), scope (which villages and tickets an account sees), errors, all on
 site.bp. The pages by area: board (tickets), ledger (台账), notice_pages (notices and the
-loudspeaker script), report (日报告 and CSV), users_page (accounts). Importing them attaches
-their routes and hooks to `bp`, which create_app registers.
+loudspeaker script), prompts_page (录音: recorded prompts), report (日报告 and CSV), users_page
+(accounts). Importing them attaches their routes and hooks to `bp`, which create_app registers.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from gateway.web import (
     ledger,
     notice_pages,
     pages,
+    prompts_page,
     report,
     scope,
     users_page,
@@ -25,4 +26,4 @@ from gateway.web import (
 from gateway.web.site import bp
 
 __all__ = ["auth", "board", "bp", "csrf", "errors", "headers", "ledger", "notice_pages", "pages",
-           "report", "scope", "users_page"]
+           "prompts_page", "report", "scope", "users_page"]

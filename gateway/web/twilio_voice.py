@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, abort, current_app, request, send_file
 from flask.typing import ResponseReturnValue
 
-from gateway import calls, redis_away, spool
+from gateway import calls, prompts, redis_away, spool
 from gateway.channels.twilio.signature import require_signature
 from gateway.context import Hotline
 
@@ -61,8 +61,8 @@ def step(stage: str) -> ResponseReturnValue:
 
 @bp.get("/audio/<path:name>")
 def audio(name: str) -> ResponseReturnValue:
-    """A recorded prompt that <Play> points at (templates/audio/...); public, like the prompts."""
-    path = calls.audio_file(_hl().settings, name)
+    """A recorded prompt that <Play> points at (the data folder's, else templates/audio); public."""
+    path = prompts.audio_file(_hl().settings, name)
     if path is None:
         abort(404)
     mimetype = "audio/mpeg" if path.suffix == ".mp3" else "audio/wav"

@@ -30,7 +30,7 @@ from gateway.sip.config import SipSettings
 from gateway.sip.twiml_runner import signature
 from tests.rtp_peer import DECODE, RtpPeer
 from tests.sipp_scenario import gateway_call
-from tests.test_sip import free_port
+from tests.test_sip import free_port, free_range
 from tests.test_sip_calls import free_port_tcp
 
 CALLS = 8
@@ -177,7 +177,7 @@ def run(env: dict[str, str], tmp: Path) -> dict[str, Any]:
     # An 8-port gateway configured by line, lines 1-4 to one address and 5-8 to the other:
     # `hotline sip` runs an engine process per address (pjsua holds 4 calls per process).
     ports = [free_port() for _ in range(ADDRESSES)]
-    rtp = free_port()
+    rtp = free_range(20 * ADDRESSES)
     sip_env = {**env, "HOTLINE_PUBLIC_URL": settings.public_url, "HOTLINE_SIP_PEERS": GATEWAY,
                "HOTLINE_SIP_LISTEN": ",".join(f"127.0.0.1:{p}" for p in ports),
                "HOTLINE_SIP_RTP_PORTS": f"{rtp}-{rtp + 20 * ADDRESSES - 1}",
