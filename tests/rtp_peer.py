@@ -19,6 +19,9 @@ from pathlib import Path
 
 CAPTURES = Path("/usr/share/sip-tester")
 PCMA, PCMU, EVENT = 8, 0, 101
+# Linux's SO_TIMESTAMPNS (asm-generic/socket.h; Python does not name it): the kernel stamps each
+# datagram with its arrival time, handed over with it by recvmsg as SCM_TIMESTAMPNS (the same).
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,13 @@ DECODE = {PCMA: [alaw_to_linear(b) for b in range(256)],
 
 @dataclass
 class Heard:
-    at: float
+    at: float           # time.monotonic() when this process read it (for timing against the test)
     payload_type: int
     payload: bytes
+    seq: int = 0
+    timestamp: int = 0
+    wire: float = 0.0   # when the kernel received it (SO_TIMESTAMPNS): how the sender paced it,
+                        # whatever kept this process from reading at once
 
 
 class RtpPeer:
@@ -88,6 +95,8 @@ class RtpPeer:
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # a busy reader loses nothing
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
         self.port = int(self.sock.getsockname()[1])
@@ -105,15 +114,21 @@ class RtpPeer:
     def _listen(self) -> None:
         while not self._stop.is_set():
             try:
-                data, source = self.sock.recvfrom(2048)
+                data, ancillary, _flags, source = self.sock.recvmsg(2048, 64)
             except TimeoutError:
                 continue
             except OSError:
                 return
             if len(data) < 12 or data[0] >> 6 != 2:
                 continue
+            wire = 0.0
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    seconds, nanos = struct.unpack("qq", value[:16])
+                    wire = seconds + nanos / 1e9
             self.remote = self.remote or source
-            self.heard.append(Heard(time.monotonic(), data[1] & 0x7F, data[12:]))
+            seq, ts = struct.unpack("!HI", data[2:8])
+            self.heard.append(Heard(time.monotonic(), data[1] & 0x7F, data[12:], seq, ts, wire))
             self.first_heard.set()
 
     def send(self, packets: list[Packet]) -> None:

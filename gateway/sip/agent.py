@@ -158,7 +158,7 @@ class Agent:
         self._drain()
         now = time.monotonic()
         for run in list(self.runs.values()):
-            self._tick(run, now)
+            self._guard(run, "its clock", lambda run=run: self._tick(run, now))  # type: ignore[misc]
         if now >= self._next_replay:
             self._next_replay = now + self.replay_every
             if spool.pending(self.folder):
@@ -193,7 +193,7 @@ class Agent:
                 value: Any) -> None:
         """A pool job's result, taken only if the call is still waiting for it."""
         if not run.ended and run.epoch == epoch:
-            handler(run, value)
+            self._guard(run, "the web's answer", lambda: handler(run, value))
         else:
             log.debug("SIP call %s: a late answer (%s, now %s) dropped", run.fields.call_sid[-6:],
                       epoch, run.epoch)
@@ -202,6 +202,24 @@ class Agent:
     def engine(self) -> Engine:
         assert self._engine is not None
         return self._engine
+
+    def _guard(self, run: CallRun, what: str, step: Callable[[], None]) -> None:
+        """Run one step of a call; if it fails, hang that call up rather than leave it silent.
+
+        A call whose step raised would otherwise wait for nothing (no prompt, no timer, no
+        request) until the caller gives up; hung up, its status report goes to the web, which
+        makes it a call-back ticket like any unfinished call. The other calls go on.
+        """
+        try:
+            step()
+        except Exception:
+            log.exception("SIP call %s: %s failed; hanging up (a call-back follows)",
+                          run.fields.call_sid[-6:], what)
+            if not run.ended:
+                try:
+                    self.engine.hangup(run.call_id)
+                except Exception:
+                    log.exception("SIP call %s: the hang-up failed too", run.fields.call_sid[-6:])
 
     # --- a call comes in ---------------------------------------------------------------
 
@@ -390,8 +408,10 @@ class Agent:
 
     def _key(self, call_id: str, key: str) -> None:
         run = self.runs.get(call_id)
-        if run is None:
-            return
+        if run is not None:
+            self._guard(run, f"key {key}", lambda: self._take_key(run, key))
+
+    def _take_key(self, run: CallRun, key: str) -> None:
         run.keys.append(key)
         if run.gather is not None:
             if run.clip_until is not None:  # barge-in: the key stops the prompt and is taken
@@ -429,7 +449,11 @@ class Agent:
         if run is None:
             return
         run.ended = True
-        reports = self._recorded(run, "hangup") if run.recording is not None else []
+        try:
+            reports = self._recorded(run, "hangup") if run.recording is not None else []
+        except Exception:  # the recording is lost; the call's status (a call-back) must not be
+            log.exception("SIP call %s: its recording could not be closed", run.fields.call_sid[-6:])
+            reports = []
         duration = str(round(time.monotonic() - run.started))
         run.fields.status = "completed"
         reports.append(Report(self.base + "/twilio/status",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import logging
 import re
 import weakref
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import pjsua2 as pj
 
 from gateway.sip.engine import IncomingCall
 
+log = logging.getLogger(__name__)
 _PAI = re.compile(r"^P-Asserted-Identity\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 _USER = re.compile(r"(?:sips?:|tel:)([^@;>\s]+)")
 
@@ -55,6 +57,15 @@ def _max_calls() -> int:
         return ASKED_CALLS
     count.restype = ctypes.c_uint
     return int(count())
+
+
+def _let_go(disconnect: Callable[[Any], None], other: Any) -> None:
+    """Disconnect two ports of the bridge, if the bridge has not already (a player at its end,
+    a call whose media went): an error then means there was nothing left to disconnect."""
+    try:
+        disconnect(other)
+    except pj.Error as exc:
+        log.debug("pjsua: nothing to disconnect (%s)", exc.reason)
 
 
 class _Call(pj.Call):  # type: ignore[misc]
@@ -124,6 +135,11 @@ class PjsipEngine:
         cfg.logConfig.level = 1
         cfg.logConfig.consoleLevel = 1
         cfg.medConfig.noVad = True  # silence is sent as audio: gateways expect a steady stream
+        # The null sound device is the bridge's clock: pjsua closes it after a second with no
+        # connection in the bridge (every call between prompts: a slow web, a listening
+        # <Gather>), and then no call's RTP goes out until the next prompt: seen as 14-20 s
+        # gaps under load, which a gateway's RTP timeout takes for a dead call. Never close it.
+        cfg.medConfig.sndAutoCloseTime = -1
         cfg.medConfig.ptime = 20
         cfg.medConfig.clockRate = 8000  # the bridge at G.711's rate: no resampling, 8 kHz WAVs
         cfg.medConfig.sndClockRate = 8000
@@ -180,7 +196,7 @@ class PjsipEngine:
         call.waiting = None
         if call.player is not None:
             if call.media is not None and not call.ended:
-                call.player.stopTransmit(call.media)
+                _let_go(call.player.stopTransmit, call.media)
             self._gone.append(call.player)
             call.player = None
 
@@ -200,7 +216,7 @@ class PjsipEngine:
         if call is None or call.recorder is None:
             return
         if call.media is not None and not call.ended:
-            call.media.stopTransmit(call.recorder)
+            _let_go(call.media.stopTransmit, call.recorder)
         # Let go: the bridge closes the file (and writes the WAV's sizes) on its next tick, on
         # its own thread (PJSIP 2.14+ removes ports asynchronously); see media.finished().
         call.recorder = None
