@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import struct
 import subprocess
 import wave
@@ -36,7 +37,10 @@ def encoded(path: Path, seconds: float = 1.5) -> Path:
         return tone(path, seconds)
     if path.suffix == ".amr":
         # AMR-NB as phones store it: the magic, then 12.2 kbit/s frames (mode 7, 20 ms each).
-        frames = b"".join(b"\x3c" + os.urandom(31) for _ in range(int(seconds * 50)))
+        # Debian's ffmpeg decodes AMR but cannot encode it: the frames are noise, the same noise
+        # every run (random ones sometimes decoded to long quiet stretches the trim cut away).
+        noise = random.Random(20261203)
+        frames = b"".join(b"\x3c" + noise.randbytes(31) for _ in range(int(seconds * 50)))
         path.write_bytes(b"#!AMR\n" + frames)
         return path
     ffmpeg = require_tool("ffmpeg", "ffmpeg")
