@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway import pacing
 from gateway.context import Hotline
 from gateway.lua import Script
 from gateway.senders import Sender
@@ -39,8 +40,6 @@ def take(hl: Hotline, sender: Sender, member: str, *,
 def counts(hl: Hotline, sender: Sender, *, windows: Mapping[str, float] | None = None
            ) -> dict[str, int]:
     """Sends counted over the last hour and the last day (what `hotline channels list` shows)."""
-    from gateway import pacing
-
     lengths = {"hour": HOUR, "day": DAY, **(windows or {})}
     now = pacing.server_now(hl)
     key = KEYS.sent(sender.name)

@@ -158,7 +158,7 @@ class Agent:
         self._drain()
         now = time.monotonic()
         for run in list(self.runs.values()):
-            self._guard(run, "its clock", lambda run=run: self._tick(run, now))  # type: ignore[misc]
+            self._guard(run, "its clock", partial(self._tick, run, now))
         if now >= self._next_replay:
             self._next_replay = now + self.replay_every
             if spool.pending(self.folder):

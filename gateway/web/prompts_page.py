@@ -64,13 +64,17 @@ def prompt_list() -> ResponseReturnValue:
                            max_mb=LARGE_UPLOADS[1] // (1024 * 1024))
 
 
-@bp.post("/prompts/<name>")
-def prompt_upload(name: str) -> ResponseReturnValue:
-    account = user()
-    scope = _scope(account, request.form.get("village"))
-    language = _language(request.form.get("language"))
+def _editing() -> tuple[Scope, str]:
+    """The set a form changes (its village, its language); 403 unless the account may."""
+    scope = _scope(user(), request.form.get("village"))
     if not scope.editable:
         abort(403)
+    return scope, _language(request.form.get("language"))
+
+
+@bp.post("/prompts/<name>")
+def prompt_upload(name: str) -> ResponseReturnValue:
+    scope, language = _editing()
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         say("prompt_refused", "error", name=name, reason=_reason("empty"))
@@ -91,11 +95,7 @@ def prompt_upload(name: str) -> ResponseReturnValue:
 
 @bp.post("/prompts/<name>/delete")
 def prompt_delete(name: str) -> ResponseReturnValue:
-    account = user()
-    scope = _scope(account, request.form.get("village"))
-    language = _language(request.form.get("language"))
-    if not scope.editable:
-        abort(403)
+    scope, language = _editing()
     try:
         gone = prompt_store.remove(hotline().settings, name, language, scope.village)
     except AudioRefused as exc:

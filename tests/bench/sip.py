@@ -7,6 +7,7 @@ prompt, the request, the next prompt's start)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -107,6 +108,9 @@ def _one_call(port: int, caller: str, first_key: float, tmp: Path, index: int,
         if rc != 0 and proc.stderr is not None:
             out["sipp"] = proc.stderr.read().decode(errors="replace")[-300:]
         out["seconds"] = (peer.heard[-1].at - peer.heard[0].at) if peer.heard else 0.0
+        # The longest silence on the wire, by the kernel's arrival stamps: a sender that stalled.
+        audio = peer.audio()
+        out["longest_gap"] = max((b.wire - a.wire for a, b in itertools.pairwise(audio)), default=0.0)
     finally:
         peer.close()
 
@@ -225,16 +229,20 @@ def run(env: dict[str, str], tmp: Path) -> dict[str, Any]:
     last = [x for r in results for x in r.get("from_last", [])]
     l50, l99 = _pct(last, 0.5) * 1000, _pct(last, 0.99) * 1000
     b50, b99 = _pct(base, 0.5) * 1000, _pct(base, 0.99) * 1000
+    gap_ms = max(r.get("longest_gap", 0.0) for r in results) * 1000
     call_seconds = statistics.mean(r.get("seconds", 0.0) for r in results) or 1.0
     # The engine processes only (the web runs in this process): a core per call, over the call.
     per_call = cpu / CALLS / call_seconds * 100
     return {"calls": CALLS, "completed": done, "per_call": results, "cpu_seconds": cpu, "wall_seconds": wall,
             "key_to_prompt_ms": latencies and {"p50": p50, "p99": p99},
             "last_packet_to_prompt_ms": last and {"p50": l50, "p99": l99},
-            "webhook_ms": {"p50": b50, "p99": b99},
+            "webhook_ms": {"p50": b50, "p99": b99}, "longest_gap_ms": gap_ms,
             "rows": {
                 f"SIP calls completed of {CALLS} at once": (f"{done}", f"{CALLS}", f"{done / CALLS:.2f}x"),
                 "SIP agent CPU per call, % of a core": (f"{per_call:.1f}", "", ""),
+                # against the packet time: what a steady stream's gaps are
+                "SIP longest silence on the wire ms (any call)": (f"{gap_ms:.0f}", "20",
+                                                                   f"{gap_ms / 20:.1f}x"),
                 "SIP key's last packet -> next prompt p50 ms":
                     (f"{l50:.0f}", f"{b50:.0f}", _ratio(l50, b50)),
                 "SIP key's last packet -> next prompt p99 ms":
