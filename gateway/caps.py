@@ -1,14 +1,20 @@
 """Caps per sender (per hour, per day), enforced in Redis so that no worker ever sends one too many.
 
 A carrier suspends a card that texts too much, counting over its own windows; counting over
-every window that ends now (a sliding hour, a sliding day) is never above any fixed window's
-count, so it stays under the carrier's whatever its clock. One sorted set per sender holds
-when each counted send went, timed by the Redis server's clock like the pacer.
+every window that ends at a send (a sliding hour, a sliding day) is never above any fixed
+window's count, so it stays under the carrier's whatever its clock. One sorted set per sender
+holds when each counted send goes, timed by the Redis server's clock like the pacer.
+
+A send is counted when it is booked (`book`): at its pacing turn, which may be some seconds
+ahead. A send that reaches the provider later than its booked time by more than `margin`
+is booked again (workers.messages), and every window is counted `margin` longer than it is,
+so a worker's stall between its turn and its request never shows as one too many at the
+carrier.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 
 from gateway import pacing
 from gateway.context import Hotline
@@ -16,31 +22,75 @@ from gateway.lua import Script
 from gateway.senders import Sender
 from gateway.store import KEYS
 
-HOUR = 3600.0
-DAY = 86400.0
 _TAKE = Script(__name__, "take")
+_BOOK = Script(__name__, "book")
 
 
-def _caps(sender: Sender, windows: Mapping[str, float] | None) -> list[list[float]]:
-    lengths = {"hour": HOUR, "day": DAY, **(windows or {})}
-    return [[lengths[w], most] for w, most in (("hour", sender.per_hour), ("day", sender.per_day))
+@dataclass(frozen=True)
+class Booking:
+    """A turn for one send (`slot`, server time), or how long until the caps have room."""
+
+    slot: float | None
+    wait: float = 0.0
+
+
+def margin(window: float) -> float:
+    """How much longer than `window` sends are counted over (a minute for an hour or a day)."""
+    return min(60.0, window * 0.02)
+
+
+def windows(hl: Hotline) -> dict[str, float]:
+    return {"hour": hl.settings.cap_hour, "day": hl.settings.cap_day}
+
+
+def _limits(hl: Hotline, sender: Sender) -> list[tuple[float, int]]:
+    """(window, most) for each cap the sender has."""
+    lengths = windows(hl)
+    return [(lengths[w], most) for w, most in (("hour", sender.per_hour), ("day", sender.per_day))
             if most is not None]
 
 
-def take(hl: Hotline, sender: Sender, member: str, *,
-         windows: Mapping[str, float] | None = None) -> float:
-    """Count one send (`member`, the message's id) if the sender has room: 0.0; else the
-    seconds until it has. `windows` shortens the hour and the day (tests: time is a setting)."""
-    caps = _caps(sender, windows)
+def _caps(hl: Hotline, sender: Sender) -> list[list[float]]:
+    return [[window + margin(window), most] for window, most in _limits(hl, sender)]
+
+
+def take(hl: Hotline, sender: Sender, member: str) -> float:
+    """Count one send now (`member`, the message's id) if the sender has room: 0.0; else the
+    seconds until it has. A member counted before is not counted again."""
+    caps = _caps(hl, sender)
     if not caps:
         return 0.0
     return float(_TAKE(hl.r, sent=KEYS.sent(sender.name), member=member, caps=caps))
 
 
-def counts(hl: Hotline, sender: Sender, *, windows: Mapping[str, float] | None = None
-           ) -> dict[str, int]:
-    """Sends counted over the last hour and the last day (what `hotline channels list` shows)."""
-    lengths = {"hour": HOUR, "day": DAY, **(windows or {})}
+def book(hl: Hotline, sender: Sender, member: str, *, pace: str, rate: float) -> Booking:
+    """The sender's next turn (paced at `rate`, by the key `pace`) with room under its caps,
+    the send counted at that turn; or the wait until there is room."""
+    gap = pacing.interval(rate)
+    caps = _caps(hl, sender)
+    if not gap and not caps:
+        return Booking(pacing.server_now(hl))
+    kind, value = _BOOK(hl.r, sent=KEYS.sent(sender.name), next_slot=pacing.next_key(pace),
+                        member=member, caps=caps, gap=gap)
+    return Booking(float(value)) if kind == "slot" else Booking(None, float(value))
+
+
+def late(hl: Hotline, sender: Sender, turn: float) -> bool:
+    """Whether a send booked at `turn` is too late now to go on that booking (a stalled worker)."""
+    limits = _limits(hl, sender)
+    if not limits:
+        return False
+    return pacing.server_now(hl) - turn > margin(min(window for window, _ in limits))
+
+
+def release(hl: Hotline, sender: Sender, member: str) -> None:
+    """Uncount a booked send that did not go at its turn (it is booked again)."""
+    hl.r.zrem(KEYS.sent(sender.name), member)
+
+
+def counts(hl: Hotline, sender: Sender) -> dict[str, int]:
+    """Sends counted over the last hour and the last day (what `hotline channels list` shows),
+    including any booked a moment ahead."""
     now = pacing.server_now(hl)
     key = KEYS.sent(sender.name)
-    return {w: int(hl.r.zcount(key, now - lengths[w], "+inf")) for w in ("hour", "day")}
+    return {w: int(hl.r.zcount(key, now - length, "+inf")) for w, length in windows(hl).items()}

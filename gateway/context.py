@@ -11,7 +11,9 @@ from typing import Any
 
 from rq import Queue, Retry
 
+from gateway import senders
 from gateway.ledger import LedgerCopy
+from gateway.senders import Sender
 from gateway.settings import Settings
 from gateway.store import BytesRedis, Redis, connect, redis_url, rq_connection
 
@@ -43,6 +45,22 @@ class Hotline:
     def ledger(self) -> LedgerCopy:
         """The people as webhooks see them: a copy at most HOTLINE_LEDGER_REFRESH seconds old."""
         return LedgerCopy(self.r, self.settings.ledger_refresh)
+
+    @cached_property
+    def pool(self) -> tuple[Sender, ...]:
+        """The senders texts go out by (HOTLINE_CHANNELS_FILE, else the single channel)."""
+        return senders.configured(self.settings, self.settings.channels_file)
+
+    def sender(self, name: str) -> Sender | None:
+        return next((s for s in self.pool if s.name == name), None)
+
+    def with_settings(self, settings: Settings) -> Hotline:
+        """The same hotline (its Redis clients, its queue) seen with other settings: a sender's."""
+        other = Hotline(settings, url=self.url)
+        for shared in ("r", "rq", "queue", "ledger"):
+            if shared in self.__dict__:
+                other.__dict__[shared] = self.__dict__[shared]
+        return other
 
     @cached_property
     def queue(self) -> Queue:

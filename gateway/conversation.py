@@ -119,12 +119,14 @@ def reply_kind(hl: Hotline, sender: str) -> str:
     return "optout" if messages.opted_out(hl, phone) else "reply"
 
 
-def queue_reply(hl: Hotline, sender: str, reply: str | None) -> messages.Message | None:
-    """Send `handle_text`'s reply through the workers (local SIM channels have no TwiML)."""
+def queue_reply(hl: Hotline, sender: str, reply: str | None, *, via: str = ""
+                ) -> messages.Message | None:
+    """Send `handle_text`'s reply through the workers (local SIM channels have no TwiML),
+    back through `via`, the sender the text came in by, where it has room."""
     if not reply:
         return None
     phone = try_normalise(sender, hl.settings.default_region) or sender
-    return messages.queue_sms(hl, phone, reply, kind=reply_kind(hl, phone))
+    return messages.queue_sms(hl, phone, reply, kind=reply_kind(hl, phone), via=via)
 
 
 def _lock_key(phone: str) -> str:

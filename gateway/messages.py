@@ -40,6 +40,8 @@ class Message:
     provider_id: str = ""
     error: str = ""
     updated_at: float | None = None
+    via: str = ""  # a reply: the sender its text came in by, which it goes back through
+    waiting: str = ""  # why no sender has taken it yet (caps, quiet hours, outages)
 
     @classmethod
     def from_hash(cls, d: dict[str, str]) -> Message:
@@ -51,6 +53,7 @@ class Message:
             attempts=int(d.get("attempts") or 0), provider_id=d.get("provider_id", ""),
             error=d.get("error", ""),
             updated_at=float(d["updated_at"]) if d.get("updated_at") else None,
+            via=d.get("via", ""), waiting=d.get("waiting", ""),
         )
 
     def to_json(self, hl: Hotline) -> dict[str, Any]:
@@ -111,18 +114,20 @@ def inbound(sender: str, body: str, *, channel: str, provider_id: str = "",
 
 
 def queue_sms(hl: Hotline, to: str, body: str, *, kind: str, ticket: str = "",
-              notice: str = "", delay: float | None = None, job: str = "") -> Message:
+              notice: str = "", delay: float | None = None, job: str = "", via: str = "") -> Message:
     """Record an outbound SMS and queue its sending; a number that opted out gets nothing.
 
     With `job`, nothing is queued: the record names that running job, which makes the first
     attempt itself (workers.messages.send_inline); the sweeper redoes it if that job dies.
+    `via`: the sender a text came in by, for its reply to go back through.
     """
     status = "queued"
     if kind not in ALWAYS_SENT and opted_out(hl, to):
         status = "optedout"
     fields = {"direction": "out", "to": to, "body": body, "kind": kind, "status": status,
-              "ticket": ticket, "notice": notice, "channel": hl.settings.sms_channel,
-              "attempts": "0"}
+              "ticket": ticket, "notice": notice, "attempts": "0",
+              # which sender carries it is routing's choice, at send (a pool of one: its one)
+              "channel": hl.pool[0].name if len(hl.pool) == 1 else "", "via": via}
     message = _new(hl, fields | {"job": job} if job else fields)
     if status == "queued" and not job:
         jobs.send(hl, message.id, delay=delay)

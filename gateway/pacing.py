@@ -39,17 +39,23 @@ def server_now(hl: Hotline) -> float:
     return float(_NOW(hl.r))
 
 
-def reserve(hl: Hotline, sender: str) -> float:
-    """The sender's next free slot (server time); later callers get later slots."""
-    gap = interval(hl.settings.sms_rate)
+def next_key(sender: str) -> str:
+    """Where the sender's next free slot is kept (caps.book hands slots out from it too)."""
+    return KEYS.rate(f"sms:{sender}", "next")
+
+
+def reserve(hl: Hotline, sender: str, rate: float | None = None) -> float:
+    """The sender's next free slot (server time); later callers get later slots.
+    `rate` defaults to HOTLINE_SMS_RATE."""
+    gap = interval(hl.settings.sms_rate if rate is None else rate)
     if not gap:
         return 0.0
-    return float(_RESERVE(hl.r, next_slot=KEYS.rate(f"sms:{sender}", "next"), gap=gap))
+    return float(_RESERVE(hl.r, next_slot=next_key(sender), gap=gap))
 
 
-def claim(hl: Hotline, sender: str, slot: float) -> float:
+def claim(hl: Hotline, sender: str, slot: float, rate: float | None = None) -> float:
     """0 when the send may go now (and it is counted); else the seconds to wait first."""
-    gap = interval(hl.settings.sms_rate)
+    gap = interval(hl.settings.sms_rate if rate is None else rate)
     if not gap:
         return 0.0
     return max(0.0, float(_CLAIM(hl.r, last_send=KEYS.rate(f"sms:{sender}", "last"), gap=gap,

@@ -33,7 +33,7 @@ def replay_entry(hl: Hotline, kind: str, payload: dict[str, str]) -> None:
                 unclaim(hl.r, KEYS.seen("sms", sid))
             raise
         # The TwiML answer went out long ago ("received"); the real reply goes by SMS.
-        conversation.queue_reply(hl, payload.get("From", ""), reply)
+        conversation.queue_reply(hl, payload.get("From", ""), reply, via="twilio")
     elif kind == "ring":
         from gateway.channels.missed_call import NotANumber, missed_call
 

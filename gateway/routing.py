@@ -29,6 +29,9 @@ class Choice:
     sender: Sender | None
     wait: float = 0.0
     why: str = ""
+    # When failing senders were all that stood in the way: the first of them, whose outage
+    # the message waits out (parked until some sender is back).
+    held_by: Sender | None = None
 
 
 @dataclass(frozen=True)
@@ -55,24 +58,34 @@ def order(pool: Sequence[Sender], recipient: Recipient, received_by: str = "") -
 
 def choose(hl: Hotline, pool: Sequence[Sender], message_id: str, recipient: Recipient, *,
            purpose: str, local_time: time, failing: Callable[[Sender], bool],
-           received_by: str = "") -> Choice:
-    """The first sender in `order` that can carry the message now, its send counted."""
+           received_by: str = "", book: Callable[[Sender], float] | None = None) -> Choice:
+    """The first sender in `order` that can carry the message now, its send counted by
+    `book` (0.0: booked; else the seconds until the sender has room; default caps.take)."""
+    def take(sender: Sender) -> float:
+        return caps.take(hl, sender, message_id)
+
+    book = book or take
     waits: list[tuple[float, str]] = []
+    failed: list[Sender] = []
     for sender in order(pool, recipient, received_by):
         if failing(sender):
+            failed.append(sender)
             waits.append((FAILING_RETRY, f"{sender.name} failing"))
             continue
         if purpose == NOTICE and sender.is_quiet(local_time):
             waits.append((_until_end_of_quiet(sender, local_time), f"{sender.name} quiet hours"))
             continue
-        wait = caps.take(hl, sender, message_id)
+        wait = book(sender)
         if wait == 0.0:
             return Choice(sender)
         waits.append((wait, f"{sender.name} at its cap"))
     if not waits:
         return Choice(None, FAILING_RETRY, "no sender")
+    why = "; ".join(why for _, why in waits)
+    if len(failed) == len(waits):
+        return Choice(None, FAILING_RETRY, why, held_by=failed[0])
     wait, _ = min(waits)
-    return Choice(None, wait, "; ".join(why for _, why in waits))
+    return Choice(None, wait, why)
 
 
 def _until_end_of_quiet(sender: Sender, now: time) -> float:

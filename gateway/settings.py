@@ -44,6 +44,7 @@ class Settings:
     twilio_api_base: str = "https://api.twilio.com"
     sms_channel: str = "outbox"
     sms_fallback: str | None = None
+    channels_file: Path | None = None  # HOTLINE_CHANNELS_FILE: the pool of senders (gateway.senders)
     default_region: str = "CN"
     language: str = "zh"
     timezone: str = "Asia/Shanghai"
@@ -74,6 +75,9 @@ class Settings:
     import_max_rows: int = 20000  # rows one ledger import reads at most
     import_max_cell: int = 2000  # characters in one cell of a ledger import
     templates_dir: Path = field(default=ROOT / "templates")
+    # The windows senders' caps count over (an hour, a day); shorter only in tests.
+    cap_hour: float = 3600.0
+    cap_day: float = 86400.0
 
     @property
     def tz(self) -> ZoneInfo:
@@ -106,6 +110,7 @@ class Settings:
             twilio_api_base=env.url("TWILIO_API_BASE", "https://api.twilio.com"),
             sms_channel=channel or "outbox",
             sms_fallback=fallback,
+            channels_file=Path(f) if (f := env.text("HOTLINE_CHANNELS_FILE")) else None,
             default_region=env.region("HOTLINE_DEFAULT_REGION", "CN"),
             language=env.choice("HOTLINE_LANGUAGE", LANGUAGES, "zh") or "zh",
             timezone=env.zone("HOTLINE_TIMEZONE", "Asia/Shanghai"),
@@ -135,8 +140,14 @@ class Settings:
             import_max_rows=env.number("HOTLINE_IMPORT_MAX_ROWS", 20000, int, minimum=1),
             import_max_cell=env.number("HOTLINE_IMPORT_MAX_CELL", 2000, int, minimum=1),
             templates_dir=Path(env.text("HOTLINE_TEMPLATES_DIR") or ROOT / "templates"),
+            cap_hour=env.number("HOTLINE_CAP_HOUR", 3600.0, float, minimum=1),
+            cap_day=env.number("HOTLINE_CAP_DAY", 86400.0, float, minimum=1),
         )
         settings.check()
+        if settings.channels_file is not None:
+            from gateway import senders  # it builds on Settings: imported here, not at the top
+
+            senders.load(settings.channels_file)  # a wrong file stops start-up, naming the key
         return settings
 
     def check(self) -> None:

@@ -1,38 +1,50 @@
 """Sending one message record: the attempt is recorded before the call, the provider's id after it.
 
-Between a queued message and its channel stand:
+Between a queued message and the pool's senders (HOTLINE_CHANNELS_FILE, gateway.senders) stand:
 
-- the outage gate: after a transient failure (refused, timed out, 429, 5xx) the channel is
-  in outage. The message that failed first becomes the probe and keeps retrying on the
-  retry policy (RQ's retries, Hotline.retry()); every other message parks in the held set,
-  by creation time, without calling the provider. When the probe gets through, the gate
-  opens and the held messages are released oldest first. Nothing is dropped meanwhile.
-- pacing (gateway.pacing): a slot per sender; a job whose turn is more than HOLD seconds
-  away re-enqueues itself for that turn instead of occupying the worker.
+- routing (gateway.routing): the recipient's village's sender first, a reply back through the
+  sender its text came in by, then the others, standby last; passing over a sender in outage,
+  one in its quiet hours (notices), one whose caps (gateway.caps) have no room. A message no
+  sender can take now waits for the soonest room, its record saying why (`waiting`).
+- each sender's outage state (`Gate`, one hash in Redis): after a transient failure (refused,
+  timed out, 429, 5xx) the sender is in outage, with the message that failed as its probe.
+  While other senders are up, the probe goes on through them and the sender is probed again
+  by the next message routed to it once a backoff has passed (HOTLINE_RETRY_FIRST, doubling
+  up to HOTLINE_RETRY_MAX); when every sender is in outage the probe retries on the retry
+  policy (RQ's retries) and the other messages park, by creation time, without calling
+  anyone. The first success through a sender ends its outage and releases every parked
+  message, oldest first. Nothing is dropped meanwhile.
+- its turn: a slot per sender at its rate, booked with its caps (caps.book); a job whose turn
+  is more than HOLD seconds away re-enqueues itself for that turn instead of occupying the
+  worker.
 - a lookup, before any second attempt: if the provider already has the message (the worker
   died or timed out while the provider was answering), its id is recorded and nothing is
   sent again.
 
 An offer job makes the first attempt at its own texts in-process (send_inline), which halves
-the jobs per ticket; whatever cannot go at once (its turn is later, the gate is closed, the
-provider failed) becomes a queued send job as above.
+the jobs per ticket; whatever cannot go at once (its turn is later, every sender is down,
+the provider failed) becomes a queued send job as above.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime
 
 from rq import get_current_job
 
-from gateway import jobs, messages, pacing
-from gateway.channels import Channel, Receipt, TransportError, get_channel
+from gateway import caps, jobs, messages, pacing, routing
+from gateway.channels import Channel, Receipt, TransportError, channel_for
 from gateway.channels import state as channel_state
 from gateway.context import Hotline
 from gateway.jobs import job_alive
-from gateway.lua import Script
 from gateway.messages import Message
+from gateway.outage import CLOSED, OPEN, PROBE, Gate, backoff, in_outage
 from gateway.phones import mask
+from gateway.routing import Recipient
+from gateway.senders import Sender
 from gateway.settings import Settings
 from gateway.store import KEYS
 from workers.runtime import hotline
@@ -44,38 +56,6 @@ UNPACED = ("outbox",)  # the local outbox has no provider to overwhelm
 HOLD = 0.5  # seconds a job may wait in the worker for its turn; a longer wait is re-enqueued
 # Error codes after which the provider may have the message all the same.
 UNKNOWN = ("timeout", "unreachable", "client")
-
-_PASS = Script(__name__, "gate_pass")
-_CLOSE = Script(__name__, "gate_close")
-_OPEN = Script(__name__, "gate_open")
-
-
-class Gate:
-    """One channel's outage state in Redis; every change is one Lua script, so none races."""
-
-    def __init__(self, hl: Hotline, channel: str) -> None:
-        self.hl = hl
-        self.gate, self.held = KEYS.gate(channel), KEYS.held(channel)
-
-    def admit(self, message: Message) -> bool:
-        """True if the message may try the provider now; else it is parked until the outage ends."""
-        return int(_PASS(self.hl.r, gate=self.gate, held=self.held, mid=message.id,
-                         score=message.created_at)) != 1
-
-    def fail(self, message: Message) -> bool:
-        """Record a transient failure; True if this message is (now) the probe."""
-        return bool(_CLOSE(self.hl.r, gate=self.gate, held=self.held, mid=message.id,
-                           score=message.created_at, now=time.time()))
-
-    def probe(self) -> str | None:
-        value: str | None = self.hl.r.hget(self.gate, "probe")
-        return value
-
-    def open(self) -> list[str]:
-        """End the outage; returns the parked message ids, oldest first."""
-        return list(_OPEN(self.hl.r, gate=self.gate, held=self.held))
-
-
 def enqueue_send(hl: Hotline, mid: str, *, slot: float | None = None,
                  at: float | None = None) -> str:
     """A new send job for the message (now, or at `at`); the record names it as its live job."""
@@ -125,59 +105,145 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
     if message.kind not in messages.ALWAYS_SENT and messages.opted_out(hl, message.to):
         messages.update(hl, mid, status="optedout")
         return "optedout"
-    # The configured channel names the gate and the pacing: a fallback wrapper's own name
-    # changes with whichever channel carried its last message.
-    name = message.channel or hl.settings.sms_channel
     try:
-        channel = _channel(hl, name)
-    except TransportError as exc:
+        route = _route(hl, message, slot)
+    except TransportError as exc:  # a sender that cannot be built (its settings are wrong)
         return _refused(hl, message, exc)
-    gate = Gate(hl, name)
-    if not gate.admit(message):
-        log.info("sms %s held: %s is in outage", mid, name)
-        return "held"
+    if isinstance(route, str):
+        return route
+    sender, channel, gate, turn = route.sender, route.channel, route.gate, route.turn
     try:
         if outcome_unknown(message) and (receipt := _lookup(channel, message)) is not None:
-            _accepted(hl, message, channel, receipt, gate)
+            _accepted(hl, message, sender, channel, receipt, gate)
             return "found"
-        paced = hl.settings.sms_rate > 0 and name not in UNPACED
-        sender, turn = name, 0.0
-        if paced:
-            sender = channel.sender
-            turn = pacing.reserve(hl, sender) if slot is None else slot
         # The attempt is on the record before the provider hears of it.
         messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
-                        attempted_at=str(time.time()))
-        if paced:
-            # The turn is claimed last, with nothing between it and the request: a worker that
-            # stalls after claiming sends late, and the sender's next text, on time, would land
-            # closer than one interval to it at the provider.
-            while (wait := pacing.claim(hl, sender, turn)) > 0:
-                if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
-                    # Not attempted after all: the record says so before the job is queued.
-                    messages.update(hl, mid, status=message.status, attempts=message.attempts)
-                    enqueue_send(hl, mid, slot=turn, at=pacing.server_now(hl) + wait)
-                    return "paced"
-                time.sleep(wait)
+                        attempted_at=str(time.time()), channel=sender.name, waiting="")
+        # The turn is claimed last, with nothing between it and the request: a worker that
+        # stalls after claiming sends late, and the sender's next text, on time, would land
+        # closer than one interval to it at the provider.
+        while (wait := pacing.claim(hl, channel.sender, turn, _rate(sender))) > 0:
+            if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
+                # Not attempted after all: the record says so before the job is queued.
+                messages.update(hl, mid, status=message.status, attempts=message.attempts)
+                enqueue_send(hl, mid, slot=turn, at=pacing.server_now(hl) + wait)
+                return "paced"
+            time.sleep(wait)
+        if caps.late(hl, sender, turn):
+            # Counted at its turn, sent long after: booked again, so no window holds one too many.
+            caps.release(hl, sender, route.member)
+            messages.update(hl, mid, status=message.status, attempts=message.attempts)
+            enqueue_send(hl, mid)
+            return "late"
         receipt = channel.send(message)
     except TransportError as exc:
         if exc.permanent:
-            return _refused(hl, message, exc, channel, gate)
-        return _transient(hl, message, exc, channel, gate, inline)
-    _accepted(hl, message, channel, receipt, gate)
+            return _refused(hl, message, exc, sender, gate)
+        return _transient(hl, message, exc, sender, channel, gate, inline)
+    _accepted(hl, message, sender, channel, receipt, gate)
     return receipt.status
+
+
+@dataclass(frozen=True)
+class Route:
+    """The sender a message goes through now, and its booked turn."""
+
+    sender: Sender
+    channel: Channel
+    gate: Gate
+    turn: float
+    member: str  # what the sender's caps counted this send as
+
+
+def _rate(sender: Sender) -> float:
+    return 0.0 if sender.kind in UNPACED else sender.rate
+
+
+def _member(message: Message) -> str:
+    return f"{message.id}:{message.attempts + 1}"  # each attempt counts: it may reach the carrier
+
+
+def _route(hl: Hotline, message: Message, slot: float | None) -> Route | str:
+    """Where the message goes now: its sender's probe, its booked turn, or routing's choice;
+    else "held" (every sender it could take is in outage) or "waiting" (no room yet)."""
+    member = _member(message)
+    current = hl.sender(message.channel) if message.channel else None
+    if current is not None:
+        state = Gate(hl, current.name).state(message.id)
+        if state == PROBE or (state == OPEN and slot is not None):
+            turn = slot
+            if turn is None:
+                booking = caps.book(hl, current, member, pace=_channel(hl, current).sender,
+                                    rate=_rate(current))
+                turn = booking.slot
+                if turn is None:
+                    return _wait(hl, message, booking.wait, f"{current.name} at its cap")
+            return Route(current, _channel(hl, current), Gate(hl, current.name), turn, member)
+        if slot is not None:
+            caps.release(hl, current, member)  # its turn there is lost: counted again elsewhere
+    claimed: list[Sender] = []
+    turns: dict[str, float] = {}
+
+    def failing(sender: Sender) -> bool:
+        state = Gate(hl, sender.name).state(message.id)
+        if state == PROBE:
+            claimed.append(sender)
+        return state == CLOSED
+
+    def book(sender: Sender) -> float:
+        booking = caps.book(hl, sender, member, pace=_channel(hl, sender).sender,
+                            rate=_rate(sender))
+        if booking.slot is None:
+            return max(booking.wait, 0.001)
+        turns[sender.name] = booking.slot
+        return 0.0
+
+    person = hl.ledger.person(message.to)
+    choice = routing.choose(
+        hl, hl.pool, message.id,
+        Recipient(person.village, person.town) if person else Recipient(),
+        purpose=message.kind, local_time=datetime.now(hl.settings.tz).time(),
+        failing=failing, received_by=message.via, book=book)
+    for sender in claimed:
+        if sender != choice.sender:  # it was this message's to probe, but it goes elsewhere
+            Gate(hl, sender.name).hand_over(message.id, 0.0)
+    if choice.sender is not None:
+        chosen = choice.sender
+        return Route(chosen, _channel(hl, chosen), Gate(hl, chosen.name), turns[chosen.name],
+                     member)
+    if choice.held_by is not None:
+        return _park(hl, message, choice.held_by, choice.why)
+    return _wait(hl, message, choice.wait, choice.why)
+
+
+def _park(hl: Hotline, message: Message, sender: Sender, why: str) -> str:
+    messages.update(hl, message.id, channel=sender.name, waiting=why)
+    if not Gate(hl, sender.name).park(message):
+        enqueue_send(hl, message.id)  # its outage ended meanwhile: routed again at once
+        return "queued"
+    log.info("sms %s held: %s", message.id, why)
+    return "held"
+
+
+def _wait(hl: Hotline, message: Message, wait: float, why: str) -> str:
+    """No sender has room yet: the message goes again when the soonest has, saying why."""
+    messages.update(hl, message.id, waiting=why)
+    enqueue_send(hl, message.id, at=pacing.server_now(hl) + wait)
+    log.info("sms %s waits %.0f s: %s", message.id, wait, why)
+    return "waiting"
 
 
 _channels: dict[tuple[int, str, Settings], Channel] = {}
 
 
-def _channel(hl: Hotline, name: str) -> Channel:
-    """The channel, built once per worker process and settings (its HTTP connections are kept)."""
-    key = (id(hl), name, hl.settings)
+def _channel(hl: Hotline, sender: Sender) -> Channel:
+    """The sender's channel, built once per worker process and settings (its HTTP connections
+    are kept)."""
+    key = (id(hl), sender.name, hl.settings)
     if key not in _channels:
-        if len(_channels) > 16:
+        if len(_channels) > 32:
             _channels.clear()
-        _channels[key] = get_channel(hl, name)
+        _channels[key] = channel_for(hl, sender)
     return _channels[key]
 
 
@@ -201,19 +267,23 @@ def _lookup(channel: Channel, message: Message) -> Receipt | None:
         return None
 
 
-def _accepted(hl: Hotline, message: Message, channel: Channel, receipt: Receipt, gate: Gate) -> None:
+def _accepted(hl: Hotline, message: Message, sender: Sender, channel: Channel, receipt: Receipt,
+              gate: Gate) -> None:
     # A status callback may have come first (delivered before we wrote "sent"): never go back.
     messages.advance(hl, message.id, receipt.status, provider_id=receipt.provider_id,
-                     channel=channel.name, error="")
+                     channel=sender.name, error="", waiting="")
     if not channel.records_state:
-        channel_state.record_ok(hl, channel.name)
+        channel_state.record_ok(hl, sender.name)
     _end_outage(hl, gate, message.id)
 
 
-def _refused(hl: Hotline, message: Message, exc: TransportError, channel: Channel | None = None,
+def _refused(hl: Hotline, message: Message, exc: TransportError, sender: Sender | None = None,
              gate: Gate | None = None) -> str:
     """A permanent failure: recorded; an offer that cannot reach its person is offered on."""
-    messages.update(hl, message.id, status="failed", error=f"{exc.code} {exc}".strip())
+    changes: dict[str, str] = {"status": "failed", "error": f"{exc.code} {exc}".strip()}
+    if sender is not None:
+        changes["channel"] = sender.name
+    messages.update(hl, message.id, **changes)
     log.warning("sms %s to %s failed for good: %s %s", message.id, mask(message.to), exc.code, exc)
     if message.kind in messages.OFFERS and message.ticket:
         jobs.offer_next(hl, message.ticket, message.id)
@@ -222,27 +292,41 @@ def _refused(hl: Hotline, message: Message, exc: TransportError, channel: Channe
     return "failed"
 
 
-def _transient(hl: Hotline, message: Message, exc: TransportError, channel: Channel,
-               gate: Gate, inline: bool = False) -> str:
+def _transient(hl: Hotline, message: Message, exc: TransportError, sender: Sender,
+               channel: Channel, gate: Gate, inline: bool = False) -> str:
     error = f"{exc.code} {exc}".strip()
     messages.update(hl, message.id, status="queued", error=error)
     if not channel.records_state:
-        channel_state.record_failure(hl, channel.name, error)
-    if gate.fail(message):
+        channel_state.record_failure(hl, sender.name, error)
+    failures = gate.fail(message)
+    if any(not in_outage(hl, other) for other in hl.pool if other != sender):
+        # Another sender is up: the message goes on through it, and this one is probed again
+        # by the next message routed here once the backoff has passed.
+        if failures:
+            gate.hand_over(message.id, backoff(hl, failures))
+        log.warning("sms %s to %s: %s via %s; routing it to another sender", message.id,
+                    mask(message.to), error, sender.name)
+        enqueue_send(hl, message.id)
+        return "rerouted"
+    if failures:
         log.warning("sms %s to %s: %s; retrying, others wait", message.id, mask(message.to),
                     error)
         if inline:  # the probe's retries are a send job's, first after HOTLINE_RETRY_FIRST
             enqueue_send(hl, message.id, at=pacing.server_now(hl) + hl.settings.retry_first)
             return "retrying"
         raise exc  # the probe: RQ retries it on the policy
-    log.info("sms %s held: the channel is in outage", message.id)
-    return "held"
+    return _park(hl, message, sender, f"{sender.name} failing")
 
 
 def _end_outage(hl: Hotline, gate: Gate, mid: str) -> None:
+    """A send got through (or was answered): if it probed an outage, the outage is over and
+    every parked message, whichever sender it waited on, is released oldest first."""
     if gate.probe() != mid:
         return
     held = gate.open()
-    for other in held:
-        enqueue_send(hl, other)
+    for other in hl.pool:
+        if KEYS.held(other.name) != gate.held:
+            held += Gate(hl, other.name).release()
+    for other_mid, _ in sorted(held, key=lambda pair: pair[1]):
+        enqueue_send(hl, other_mid)
     log.warning("outage over: %d held messages released, oldest first", len(held))

@@ -10,7 +10,8 @@ HOTLINE_SWEEP_AFTER. A sweep:
 2. requeues failed jobs that are still worth doing (younger than HOTLINE_RETRY_FOR, and not
    sooner than HOTLINE_RETRY_MAX after their last failure); a message too old is given up
    and marked failed, so nothing fails silently;
-3. keeps every outage gate probing: a probe whose job is gone is restarted, or handed on;
+3. keeps every sender's outage probing: a probe whose job is gone is restarted, or handed
+   on; messages parked on an outage while another sender is up are routed again;
 4. re-enqueues messages left queued or sending with no live job for HOTLINE_SWEEP_AFTER;
 5. re-offers tickets still `new` after HOTLINE_SWEEP_AFTER.
 Every step only enqueues jobs that are themselves safe to run twice.
@@ -29,13 +30,13 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.utils import parse_composite_key
 
 from gateway import clock, jobs, messages
-from gateway.channels import FACTORIES
 from gateway.context import Hotline
 from gateway.jobs import WORKER_PREFIX, job_alive
 from gateway.messages import Message
+from gateway.outage import Gate, in_outage
 from gateway.phones import mask
 from gateway.store import KEYS
-from workers.messages import PENDING, Gate, current_job_of, enqueue_send
+from workers.messages import PENDING, current_job_of, enqueue_send
 from workers.runtime import hotline
 
 log = logging.getLogger(__name__)
@@ -158,12 +159,24 @@ def retry_failed(hl: Hotline, now: float, report: Report) -> None:
 
 
 def keep_gates_probing(hl: Hotline, now: float, report: Report) -> None:
-    """An outage whose probe stopped trying: restart the probe, or hand the role on."""
-    for name in FACTORIES:
-        gate = Gate(hl, name)
+    """Each sender's outage: a probe whose job is gone is restarted or handed on; messages
+    parked on it while another sender is up are let go (routing takes them there)."""
+    up = [s for s in hl.pool if not in_outage(hl, s)]
+    for sender in hl.pool:
+        gate = Gate(hl, sender.name)
         probe = gate.probe()
         if probe is None:
             continue
+        if up:
+            for mid, _ in gate.release():
+                enqueue_send(hl, mid)
+                report.messages += 1
+        if probe == "":
+            if hl.r.zcard(KEYS.held(sender.name)) == 0:
+                continue  # the next message routed here probes it
+            probe = _handed_probe(hl, gate, now)
+            if probe is None:
+                continue
         message = messages.get(hl, probe)
         pending = message is not None and message.status in PENDING and not message.provider_id
         if pending and job_alive(hl, current_job_of(hl, probe)):
@@ -176,12 +189,12 @@ def keep_gates_probing(hl: Hotline, now: float, report: Report) -> None:
             give_up(hl, message, report)
         # The probe is done with: the oldest held message that is still young enough takes over.
         successor = None
-        for mid in hl.r.zrange(KEYS.held(name), 0, -1):
+        for mid in hl.r.zrange(KEYS.held(sender.name), 0, -1):
             held = messages.get(hl, mid)
             if held is None or held.status not in PENDING or held.provider_id:
-                hl.r.zrem(KEYS.held(name), mid)
+                hl.r.zrem(KEYS.held(sender.name), mid)
             elif now - held.created_at > hl.settings.retry_for:
-                hl.r.zrem(KEYS.held(name), mid)
+                hl.r.zrem(KEYS.held(sender.name), mid)
                 give_up(hl, held, report)
             else:
                 successor = mid
@@ -189,10 +202,23 @@ def keep_gates_probing(hl: Hotline, now: float, report: Report) -> None:
         if successor is None:
             gate.open()
             continue
-        hl.r.zrem(KEYS.held(name), successor)
-        hl.r.hset(KEYS.gate(name), "probe", successor)
+        hl.r.zrem(KEYS.held(sender.name), successor)
+        hl.r.hset(KEYS.gate(sender.name), "probe", successor)
         enqueue_send(hl, successor)
         report.probes += 1
+
+
+def _handed_probe(hl: Hotline, gate: Gate, now: float) -> str | None:
+    """Every sender is down and this one's probe went elsewhere: once its next probe is due,
+    the oldest parked message takes the role (returned), so probing goes on."""
+    if now < float(hl.r.hget(gate.gate, "next") or 0):
+        return None
+    oldest = hl.r.zrange(gate.held, 0, 0)
+    if not oldest:
+        return None
+    hl.r.hset(gate.gate, "probe", oldest[0])
+    hl.r.zrem(gate.held, oldest[0])
+    return oldest[0]
 
 
 def resend_stuck_messages(hl: Hotline, now: float, report: Report) -> None:
@@ -203,8 +229,9 @@ def resend_stuck_messages(hl: Hotline, now: float, report: Report) -> None:
             message = messages.get(hl, mid)
             if message is None or message.direction != "out" or message.provider_id:
                 continue
-            channel = message.channel or s.sms_channel
-            if hl.r.zscore(KEYS.held(channel), mid) is not None or Gate(hl, channel).probe() == mid:
+            channel = message.channel
+            if channel and (hl.r.zscore(KEYS.held(channel), mid) is not None
+                            or Gate(hl, channel).probe() == mid):
                 continue  # waiting out an outage (keep_gates_probing looks after the probe)
             if job_alive(hl, current_job_of(hl, mid)):
                 continue

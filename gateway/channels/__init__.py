@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from gateway.context import Hotline
 from gateway.messages import Message
+from gateway.senders import Sender
 
 
 class TransportError(Exception):
@@ -33,7 +34,7 @@ class Receipt:
 
 
 class Channel(ABC):
-    """What every channel is to the send worker (workers/messages.py) and to the fallback.
+    """What every channel is to the send worker (workers/messages.py).
 
     A channel must say its `name` and `send`; the rest has a default a channel overrides
     when it can do better:
@@ -91,18 +92,25 @@ FACTORIES: dict[str, Callable[[Hotline], Channel]] = {"outbox": _outbox, "twilio
                                                       "android": _android, "gammu": _gammu}
 
 
-def get_channel(hl: Hotline, name: str | None = None) -> Channel:
-    """The channel called `name` (default: HOTLINE_SMS_CHANNEL)."""
-    name = name or hl.settings.sms_channel
+def channel_for(hl: Hotline, sender: Sender) -> Channel:
+    """The channel of one sender of the pool, built from its connection and called by its name
+    (its health, its outage and its caps are kept under that name)."""
     try:
-        factory = FACTORIES[name]
+        factory = FACTORIES[sender.kind]
     except KeyError:
-        raise TransportError(f"channel {name!r} is not available", permanent=True) from None
-    channel = factory(hl)
-    fallback = hl.settings.sms_fallback
-    if fallback and fallback != name and name == hl.settings.sms_channel:
-        # The primary, watched: while it keeps failing, HOTLINE_SMS_FALLBACK carries the sends.
-        from gateway.channels.fallback import FallbackChannel
-
-        return FallbackChannel(hl, channel, lambda: get_channel(hl, fallback))
+        raise TransportError(f"channel {sender.kind!r} is not available", permanent=True) from None
+    channel = factory(hl.with_settings(sender.settings(hl.settings)))
+    channel.name = sender.name
     return channel
+
+
+def get_channel(hl: Hotline, name: str | None = None) -> Channel:
+    """The channel of the pool's sender called `name` (default: the first), or of the kind
+    `name` with the hotline's own settings."""
+    sender = hl.sender(name) if name else hl.pool[0]
+    if sender is None:
+        try:
+            return FACTORIES[name or ""](hl)
+        except KeyError:
+            raise TransportError(f"channel {name!r} is not available", permanent=True) from None
+    return channel_for(hl, sender)

@@ -1,52 +1,78 @@
-"""Each configured channel's state and backlog, for /healthz: is the phone or modem keeping up?"""
+"""Each sender's state, its sends against its caps, its backlog: what /healthz and `hotline channels` show.
+
+A sender's state is read where the send path keeps it, never worked out again here: its
+outage (workers.messages.Gate: a probe, or between probes), its caps' counts (gateway.caps),
+its channel's health (channels.state), and for a phone or a modem their own reports.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.channels import fallback as fallback_policy
+from gateway import caps, clock
 from gateway.channels import state as channel_state
 from gateway.context import Hotline
+from gateway.outage import Gate
+from gateway.senders import Sender
 from gateway.store import KEYS
 
 COUNT_AT_MOST = 5000  # a backlog bigger than this is reported as this: the point is made
 
 
 def report(hl: Hotline) -> dict[str, dict[str, Any]]:
-    s = hl.settings
-    names = [s.sms_channel] + ([s.sms_fallback] if s.sms_fallback else [])
+    """Per sender (by name, in the pool's order)."""
     waiting = _waiting(hl)
-    out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        st = channel_state.read(hl, name)
-        failing = st.failing(fallback_policy.THRESHOLD, fallback_policy.WINDOW)
-        entry: dict[str, Any] = {
-            "role": "primary" if name == s.sms_channel else "fallback",
-            "state": "failing" if failing else "ok",
-            "queued": waiting.get((name, "queued"), 0),
-            "sending": waiting.get((name, "sending"), 0),
-            "failures_in_a_row": st.failures,
-            "last_error": st.last_error or None,
-        }
-        if failing and name == s.sms_channel and s.sms_fallback:
-            entry["state"] = f"failing: using {s.sms_fallback}"
-        if st.poll_ok is not None or st.poll_error:
-            entry["inbox_read_at"] = st.poll_ok
-            entry["inbox_error"] = st.poll_error or None
-        if name == "android":
-            entry.update(_android(hl))
-            if entry["phone"].get("status") == "unreachable" and entry["state"] == "ok":
-                entry["state"] = "phone unreachable"
-        if name == "gammu":
-            entry.update(_gammu(hl))
-            if entry["modem"] != "ok":
-                entry["state"] = entry["modem"]
-        out[name] = entry
-    return out
+    return {sender.name: _entry(hl, sender, waiting) for sender in hl.pool}
+
+
+def _entry(hl: Hotline, sender: Sender, waiting: dict[tuple[str, str], int]) -> dict[str, Any]:
+    st = channel_state.read(hl, sender.name)
+    sent = caps.counts(hl, sender)
+    entry: dict[str, Any] = {
+        "kind": sender.kind,
+        "role": "standby" if sender.standby else "sender",
+        "villages": list(sender.villages), "towns": list(sender.towns),
+        "state": _state(hl, sender, sent),
+        "rate": sender.rate,
+        "sent_this_hour": sent["hour"], "per_hour": sender.per_hour,
+        "sent_today": sent["day"], "per_day": sender.per_day,
+        "quiet": "-".join(t.strftime("%H:%M") for t in sender.quiet) if sender.quiet else None,
+        "queued": waiting.get((sender.name, "queued"), 0),
+        "sending": waiting.get((sender.name, "sending"), 0),
+        "held": int(hl.r.zcard(KEYS.held(sender.name))),
+        "failures_in_a_row": st.failures,
+        "last_error": st.last_error or None,
+    }
+    if st.poll_ok is not None or st.poll_error:
+        entry["inbox_read_at"] = st.poll_ok
+        entry["inbox_error"] = st.poll_error or None
+    own = hl.with_settings(sender.settings(hl.settings))
+    if sender.kind == "android":
+        entry.update(_android(own, sender.name))
+        if entry["phone"].get("status") == "unreachable" and entry["state"] == "ok":
+            entry["state"] = "phone unreachable"
+    if sender.kind == "gammu":
+        entry.update(_gammu(own))
+        if entry["modem"] != "ok" and entry["state"] == "ok":
+            entry["state"] = entry["modem"]
+    return entry
+
+
+def _state(hl: Hotline, sender: Sender, sent: dict[str, int]) -> str:
+    """ok; failing (in outage: probing, or when it is probed next); full (a cap reached)."""
+    gate = Gate(hl, sender.name)
+    probe = gate.probe()
+    if probe is not None:
+        due = clock.local_iso(gate.next_probe(), hl.settings.tz)
+        return "failing: probing" if probe or not due else f"failing: next try {due[11:19]}"
+    for window, most in (("hour", sender.per_hour), ("day", sender.per_day)):
+        if most is not None and sent[window] >= most:
+            return f"full: {most} this {window}"
+    return "ok"
 
 
 def _waiting(hl: Hotline) -> dict[tuple[str, str], int]:
-    """Messages not yet out, per (channel, status): queued here, or handed over and unconfirmed."""
+    """Messages not yet out, per (sender, status): queued here, or handed over and unconfirmed."""
     counts: dict[tuple[str, str], int] = {}
     for status in ("queued", "sending"):
         ids = hl.r.zrange(KEYS.messages_by_status(status), 0, COUNT_AT_MOST - 1)
@@ -54,7 +80,7 @@ def _waiting(hl: Hotline) -> dict[tuple[str, str], int]:
         for mid in ids:
             pipe.hget(KEYS.message(mid), "channel")
         for channel in pipe.execute():
-            key = (channel or hl.settings.sms_channel, status)
+            key = (channel or "", status)
             counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -71,7 +97,7 @@ def _gammu(hl: Hotline) -> dict[str, Any]:
             "error_folder": b.errors}
 
 
-def _android(hl: Hotline) -> dict[str, Any]:
+def _android(hl: Hotline, name: str) -> dict[str, Any]:
     """The phone's own health (GET /health, which sends nothing) and how reading its inbox goes."""
     from gateway.channels import TransportError
     from gateway.channels.android.transport import INBOX_SINCE, AndroidChannel
@@ -81,10 +107,10 @@ def _android(hl: Hotline) -> dict[str, Any]:
     except TransportError as exc:
         phone = {"status": "unreachable", "error": str(exc)}
     every = hl.settings.android_gateway_poll
-    inbox = channel_state.get_field(hl, "android", "inbox")
+    inbox = channel_state.get_field(hl, name, "inbox")
     readable = {"ok": "yes", "missing": f"no: the app is older than {INBOX_SINCE}",
                 "error": "no: the last read failed"}.get(inbox or "", "not read yet")
     return {"phone": phone,
             "inbox_readable": readable if every else "not read (ANDROID_GATEWAY_POLL=0)",
             "poll_every": every or None,
-            "last_poll": channel_state.get_field(hl, "android", "poll_result")}
+            "last_poll": channel_state.get_field(hl, name, "poll_result")}

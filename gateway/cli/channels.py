@@ -79,15 +79,37 @@ def android_poll() -> None:
         raise click.ClickException(str(exc)) from None
 
 
-@click.command("channels")
-def channels() -> None:
-    """Each SMS channel's state as /healthz shows it (for the phone: its own health, the
-    app version, whether its inbox can be read, the last poll)."""
+@click.group("channels", invoke_without_command=True)
+@click.pass_context
+def channels(ctx: click.Context) -> None:
+    """The pool's senders (HOTLINE_CHANNELS_FILE, else the one channel)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(channels_list)
+
+
+@channels.command("list")
+@click.option("--json", "as_json", is_flag=True, help="everything /healthz shows, as JSON")
+def channels_list(as_json: bool) -> None:
+    """Each sender: kind, whom it serves first, state, sent this hour and today against its
+    caps, what waits on it (with --json also the phone's own health, the modem's outbox)."""
     import json
 
     from gateway.channels.health import report
 
-    click.echo(json.dumps(report(hotline()), ensure_ascii=False, indent=2))
+    senders = report(hotline())
+    if as_json:
+        click.echo(json.dumps(senders, ensure_ascii=False, indent=2))
+        return
+    for name, s in senders.items():
+        serves = ",".join(s["villages"] + s["towns"]) or ("standby" if s["role"] == "standby"
+                                                          else "all")
+        hour = f"{s['sent_this_hour']}/{s['per_hour'] or '-'}"
+        day = f"{s['sent_today']}/{s['per_day'] or '-'}"
+        line = (f"{name:<12} {s['kind']:<8} {serves:<16} {s['state']:<24} hour={hour:<9} "
+                f"day={day:<9} queued={s['queued']} sending={s['sending']} held={s['held']}")
+        if s["last_error"]:
+            line += f" error={s['last_error'][:60]!r}"
+        click.echo(line)
 
 
 @click.group("gammu")

@@ -22,7 +22,8 @@ def messages_group() -> None:
 @click.option("--status", type=click.Choice(messages.STATUSES))
 @click.option("--limit", default=0, show_default=True, help="newest N only (0: every message)")
 def list_command(as_json: bool, status: str | None, limit: int) -> None:
-    """Messages, newest first: to, body, channel, attempts, provider id, status and error."""
+    """Messages, newest first: to, body, sender, attempts, provider id, status, error, and
+    for one not yet out why it waits."""
     hl = hotline()
     found = messages.list_messages(hl, status=status, limit=limit if limit > 0 else -1)
     if as_json:
@@ -35,6 +36,8 @@ def list_command(as_json: bool, status: str | None, limit: int) -> None:
                 f"{mask_text(m.body[:30])!r}")
         if m.error:
             line += f" error={m.error[:60]!r}"
+        if m.waiting and m.status in ("queued", "sending"):
+            line += f" waiting={m.waiting[:80]!r}"  # which senders could not take it, and why
         click.echo(line)
     if not found:
         click.echo("no messages")

@@ -123,7 +123,7 @@ def _received(hl: Hotline, event_id: str, p: Mapping[str, Any]) -> str:
     try:
         reply = conversation.handle_text(hl, sender, text, channel=NAME,
                                          provider_id=event_id or content_key_)
-        conversation.queue_reply(hl, sender, reply)
+        conversation.queue_reply(hl, sender, reply, via=NAME)
     except Exception:
         for kind, ident in claimed:  # let the phone's retry (or the next poll) handle it
             unclaim(hl.r, KEYS.seen(kind, ident))

@@ -113,9 +113,9 @@ class AndroidChannel(Channel):
             receipt = self._answer(response, ident)
         except TransportError as exc:
             if not exc.permanent:
-                channel_state.record_failure(self.hl, NAME, f"{exc.code} {exc}")
+                channel_state.record_failure(self.hl, self.name, f"{exc.code} {exc}")
             raise
-        channel_state.record_ok(self.hl, NAME)
+        channel_state.record_ok(self.hl, self.name)
         log.info("android: %s to %s accepted as %s", message.id, mask(message.to), ident)
         return receipt
 

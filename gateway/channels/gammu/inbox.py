@@ -131,7 +131,7 @@ def _handle(hl: Hotline, root: Path, text: list[Part]) -> int:
     try:
         reply = conversation.handle_text(hl, sender, body, channel=NAME,
                                          provider_id=first.path.name)
-        conversation.queue_reply(hl, sender, reply)
+        conversation.queue_reply(hl, sender, reply, via=NAME)
     except Exception:
         unclaim(hl.r, KEYS.seen("gammu-in", ident))  # the files stay; the next look tries again
         raise

@@ -71,9 +71,9 @@ class GammuChannel(Channel):
             self._hand_over(name, message.body)
         except OSError as exc:
             error = f"cannot write to {self.root / 'outbox'}: {exc.strerror or exc}"
-            channel_state.record_failure(self.hl, NAME, error)
+            channel_state.record_failure(self.hl, self.name, error)
             raise TransportError(error, permanent=False, code="spool") from None
-        channel_state.record_ok(self.hl, NAME)
+        channel_state.record_ok(self.hl, self.name)
         log.info("gammu: %s to %s handed over as %s", message.id, mask(message.to), name[:4])
         return Receipt(provider_id=name, status="sending")
 
@@ -104,13 +104,13 @@ class GammuChannel(Channel):
             tmp.unlink(missing_ok=True)
 
 
-def follow_status(hl: Hotline) -> int:
+def follow_status(hl: Hotline, name: str = NAME) -> int:
     """Move messages gammu has dealt with to sent or failed; returns how many changed."""
     root = spool(hl)
     changed = 0
     for mid in hl.r.zrange(KEYS.messages_by_status("sending"), 0, -1):
         message = messages.get(hl, mid)
-        if message is None or message.channel != NAME or not message.provider_id:
+        if message is None or message.channel != name or not message.provider_id:
             continue
         if (root / "sent" / message.provider_id).exists():
             messages.record_delivery(hl, message.provider_id, "sent")
