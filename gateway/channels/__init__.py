@@ -104,6 +104,12 @@ def channel_for(hl: Hotline, sender: Sender) -> Channel:
     return channel
 
 
+def senders_of(hl: Hotline, kind: str) -> list[tuple[Sender, Hotline]]:
+    """The pool's senders of one kind, each with the hotline as its channel sees it (its own
+    phone's URL and keys, its own modem's spool): what reads their inboxes goes by these."""
+    return [(s, hl.with_settings(s.settings(hl.settings))) for s in hl.pool if s.kind == kind]
+
+
 def get_channel(hl: Hotline, name: str | None = None) -> Channel:
     """The channel of the pool's sender called `name` (default: the first), or of the kind
     `name` with the hotline's own settings."""

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from redis.exceptions import RedisError
 
@@ -28,22 +29,35 @@ EVERY = 5.0            # seconds between looks at the modem's folders (cheap: a 
 
 
 def local_channels(hl: Hotline) -> set[str]:
-    s = hl.settings
-    return {s.sms_channel, s.sms_fallback or ""} & {"gammu", "android"}
+    """The local SIM kinds the pool has (gammu, android)."""
+    return {s.kind for s in hl.pool} & {"gammu", "android"}
 
 
 def poll_gammu(hl: Hotline, named: tuple[str, ...] = ()) -> tuple[int, int]:
-    """One look at gammu's folders: (texts handled, statuses moved)."""
+    """One look at every modem's folders: (texts handled, statuses moved)."""
+    from gateway.channels import senders_of
     from gateway.channels.gammu.inbox import read_inbox
     from gateway.channels.gammu.transport import follow_status
 
-    return read_inbox(hl, named), follow_status(hl)
+    texts = statuses = 0
+    for sender, own in senders_of(hl, "gammu"):
+        texts += read_inbox(own, named, name=sender.name)
+        statuses += follow_status(own, sender.name)
+    return texts, statuses
 
 
-def poll_android(hl: Hotline) -> int:
+def poll_android(hl: Hotline, name: str) -> int:
+    """One read of the inbox of the phone of sender `name`."""
+    from gateway.channels import channel_for
     from gateway.channels.android.events import poll
+    from gateway.channels.android.transport import AndroidChannel
 
-    return poll(hl)
+    sender = hl.sender(name)
+    if sender is None:
+        return 0
+    channel = channel_for(hl, sender)
+    assert isinstance(channel, AndroidChannel)
+    return poll(hl, channel, name)
 
 
 class Watcher(threading.Thread):
@@ -51,13 +65,18 @@ class Watcher(threading.Thread):
 
     def __init__(self, hl: Hotline, every: float = EVERY, android_every: float | None = None,
                  channels: set[str] | None = None) -> None:
+        from gateway.channels import senders_of
+
         super().__init__(name="sim-watcher", daemon=True)
         self.hl = hl
         self.channels = local_channels(hl) if channels is None else channels
         self.every = every
-        # ANDROID_GATEWAY_POLL; 0 = webhooks only, the phone's inbox is never read
-        self.android_every = hl.settings.android_gateway_poll if android_every is None else android_every
-        if not self.android_every:
+        # Each phone's ANDROID_GATEWAY_POLL (its `poll`); 0 = webhooks only, never read.
+        self.phones = {sender.name: own.settings.android_gateway_poll if android_every is None
+                       else android_every for sender, own in senders_of(hl, "android")}
+        self.phones = {name: every for name, every in self.phones.items() if every}
+        self.android_every = min(self.phones.values(), default=0)
+        if not self.phones:
             self.channels = self.channels - {"android"}
         self.stopped = threading.Event()
         self._last_error: dict[str, str] = {}
@@ -67,7 +86,7 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         channels = self.channels
-        # Look for our turn at the phone four times per period, so the polls of all workers
+        # Look for our turn at each phone four times per period, so the polls of all workers
         # together come about every ANDROID_GATEWAY_POLL seconds.
         tick = min(self.every, self.android_every / 4) if "android" in channels else self.every
         next_gammu = 0.0
@@ -76,18 +95,20 @@ class Watcher(threading.Thread):
                 next_gammu = time.monotonic() + self.every
                 self._guard("gammu", lambda: poll_gammu(self.hl))
                 self._guard("spool", lambda: _replay_spool(self.hl))
-            if "android" in channels and self._android_turn(tick):
-                self._guard("android", lambda: poll_android(self.hl))
+            if "android" in channels:
+                for name in self.phones:
+                    if self._android_turn(tick, name):
+                        self._guard(name, partial(poll_android, self.hl, name))
             self.stopped.wait(tick)
 
-    def _android_turn(self, tick: float) -> bool:
+    def _android_turn(self, tick: float, name: str = "android") -> bool:
         """Whether this worker reads the phone now: the lock lapses a tick before the next turn."""
         try:
-            hold = max(0.05, self.android_every - tick)
-            return bool(self.hl.r.set(KEYS.lock("android-poll"), self.name, nx=True,
+            hold = max(0.05, self.phones.get(name, self.android_every) - tick)
+            return bool(self.hl.r.set(KEYS.lock(f"android-poll:{name}"), self.name, nx=True,
                                       px=int(hold * 1000)))
         except (RedisError, OSError) as exc:
-            self._report("android", f"{type(exc).__name__}: {exc}")
+            self._report(name, f"{type(exc).__name__}: {exc}")
             return False
 
     def _guard(self, name: str, look: Callable[[], object]) -> None:
@@ -114,7 +135,8 @@ def start_watcher(hl: Hotline) -> Watcher | None:
         return None
     watcher = Watcher(hl)
     watcher.start()
-    log.info("watching the %s inbox", " and ".join(sorted(local_channels(hl))))
+    log.info("watching the inbox of %s",
+             ", ".join(s.name for s in hl.pool if s.kind in ("gammu", "android")))
     return watcher
 
 

@@ -8,6 +8,7 @@ import time
 import click
 
 from gateway.cli.common import hotline, settings
+from gateway.context import Hotline
 
 
 @click.command("missed-call")
@@ -44,39 +45,57 @@ def android() -> None:
     """The Android phone running SMS Gateway for Android (Local Server mode)."""
 
 
+def _phones() -> list[tuple[str, Hotline]]:
+    """Every Android sender of the pool (name, the hotline as its phone sees it)."""
+    from gateway.channels import senders_of
+
+    phones = [(sender.name, own) for sender, own in senders_of(hotline(), "android")]
+    if not phones:
+        raise click.ClickException("no Android phone: set ANDROID_GATEWAY_URL to the phone's "
+                                   "address, or add an android sender to HOTLINE_CHANNELS_FILE")
+    return phones
+
+
 @android.command("register-webhooks")
-@click.option("--url", help="where the phone should post (default: HOTLINE_PUBLIC_URL/android/webhook)")
+@click.option("--url", help="where the phones should post (default: HOTLINE_PUBLIC_URL/android/webhook)")
 def register_webhooks(url: str | None) -> None:
-    """Point the phone's sms:received/sent/delivered/failed events at the gateway."""
+    """Point every phone's sms:received/sent/delivered/failed events at the gateway."""
     from gateway.channels import TransportError
     from gateway.channels.android.transport import AndroidChannel
 
-    s = settings()
-    if not s.android_gateway_url:
-        raise click.ClickException("set ANDROID_GATEWAY_URL to the phone's address first")
-    target = url or f"{s.public_url.rstrip('/')}/android/webhook"
-    try:
-        ids = AndroidChannel(hotline()).register_webhooks(target)
-    except TransportError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"registered {', '.join(ids)} -> {target}")
-    if not s.android_gateway_signing_key:
-        click.echo("warning: ANDROID_GATEWAY_SIGNING_KEY is not set; every webhook will be "
-                   "refused until it is (copy it from the app: Settings > Webhooks)", err=True)
+    target = url or f"{settings().public_url.rstrip('/')}/android/webhook"
+    failed = False
+    for name, own in _phones():
+        try:
+            ids = AndroidChannel(own).register_webhooks(target)
+        except TransportError as exc:
+            click.echo(f"{name}: {exc}", err=True)
+            failed = True
+            continue
+        click.echo(f"{name}: registered {', '.join(ids)} -> {target}")
+        if not own.settings.android_gateway_signing_key:
+            click.echo(f"warning: {name} has no signing key (ANDROID_GATEWAY_SIGNING_KEY or "
+                       "signing_key_file); its webhooks are refused until it has (copy it from "
+                       "the app: Settings > Webhooks)", err=True)
+    if failed:
+        raise click.ClickException("some phones could not be reached; run it again for them")
 
 
 @android.command("poll")
 def android_poll() -> None:
-    """Read the phone's inbox once (for when its webhooks cannot reach the gateway)."""
+    """Read every phone's inbox once (for when their webhooks cannot reach the gateway)."""
     from gateway.channels import TransportError
-    from gateway.channels.android.events import poll
+    from gateway.channels.watch import poll_android
 
-    if not settings().android_gateway_url:
-        raise click.ClickException("set ANDROID_GATEWAY_URL to the phone's address first")
-    try:
-        click.echo(f"{poll(hotline())} new text(s)")
-    except TransportError as exc:
-        raise click.ClickException(str(exc)) from None
+    failed = False
+    for name, _ in _phones():
+        try:
+            click.echo(f"{name}: {poll_android(hotline(), name)} new text(s)")
+        except TransportError as exc:
+            click.echo(f"{name}: {exc}", err=True)
+            failed = True
+    if failed:
+        raise click.ClickException("some phones could not be read")
 
 
 @click.group("channels", invoke_without_command=True)
@@ -118,8 +137,9 @@ def gammu() -> None:
 
 
 def _need_spool() -> None:
-    if settings().gammu_spool is None:
-        raise click.ClickException("set GAMMU_SPOOL to gammu-smsd's spool folder first")
+    if not any(s.kind == "gammu" for s in hotline().pool):
+        raise click.ClickException("set GAMMU_SPOOL to gammu-smsd's spool folder first (or add "
+                                   "a gammu sender to HOTLINE_CHANNELS_FILE)")
 
 
 @gammu.command("poll")

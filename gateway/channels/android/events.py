@@ -55,8 +55,19 @@ def signed(key: str | None, body: bytes, timestamp: str, given: str) -> bool:
     return hmac.compare_digest(signature(key, body, timestamp.strip()), given.strip().lower())
 
 
-def handle_event(hl: Hotline, event: Mapping[str, Any]) -> str:
-    """Handle one event; returns what happened: handled, duplicate, early, unknown, ignored."""
+def signer(hl: Hotline, body: bytes, timestamp: str, given: str) -> str | None:
+    """The Android sender whose phone signed this post (each phone has its own key), or None."""
+    from gateway.channels import senders_of
+
+    for sender, own in senders_of(hl, "android"):
+        if signed(own.settings.android_gateway_signing_key, body, timestamp, given):
+            return sender.name
+    return None
+
+
+def handle_event(hl: Hotline, event: Mapping[str, Any], via: str = NAME) -> str:
+    """Handle one event that the phone of sender `via` sent; returns what happened: handled,
+    duplicate, early, unknown, ignored."""
     event = texts.whole(dict(event))
     kind = str(event.get("event") or "")
     payload = event.get("payload")
@@ -64,7 +75,7 @@ def handle_event(hl: Hotline, event: Mapping[str, Any]) -> str:
         return "ignored"
     event_id = str(event.get("id") or "")[:100]
     if kind == "sms:received":
-        return _received(hl, event_id, payload)
+        return _received(hl, event_id, payload, via)
     if kind in STATUS:
         return _status(hl, event_id, kind, payload)
     return "ignored"
@@ -107,7 +118,7 @@ def content_key(hl: Hotline, p: Mapping[str, Any]) -> tuple[str, str, str] | Non
     return sender, text, f"{content}|{sender}|{_when(p.get('receivedAt'))}"
 
 
-def _received(hl: Hotline, event_id: str, p: Mapping[str, Any]) -> str:
+def _received(hl: Hotline, event_id: str, p: Mapping[str, Any], via: str) -> str:
     found = content_key(hl, p)
     if found is None:
         return "ignored"
@@ -121,9 +132,9 @@ def _received(hl: Hotline, event_id: str, p: Mapping[str, Any]) -> str:
         return "duplicate"
     claimed.append(("android-sms", content_key_))
     try:
-        reply = conversation.handle_text(hl, sender, text, channel=NAME,
+        reply = conversation.handle_text(hl, sender, text, channel=via,
                                          provider_id=event_id or content_key_)
-        conversation.queue_reply(hl, sender, reply, via=NAME)
+        conversation.queue_reply(hl, sender, reply, via=via)
     except Exception:
         for kind, ident in claimed:  # let the phone's retry (or the next poll) handle it
             unclaim(hl.r, KEYS.seen(kind, ident))
@@ -205,8 +216,9 @@ def _unseen(hl: Hotline, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e, k, seen in zip(events, keys, pipe.execute(), strict=True) if k and not seen]
 
 
-def poll(hl: Hotline, channel: AndroidChannel | None = None) -> int:
-    """Read the phone's inbox (`GET /inbox`); returns how many texts were new.
+def poll(hl: Hotline, channel: AndroidChannel | None = None, name: str = NAME) -> int:
+    """Read the inbox (`GET /inbox`) of the phone of sender `name`; returns how many texts
+    were new.
 
     For when the phone's webhooks cannot reach the gateway, and safe beside working ones: an
     inbox entry and a webhook for the same text share one de-dup key. Each poll reads the
@@ -216,10 +228,10 @@ def poll(hl: Hotline, channel: AndroidChannel | None = None) -> int:
     """
     channel = channel or AndroidChannel(hl)
     now = clock.now()
-    floor = channel_state.get_field(hl, NAME, "poll_floor")
+    floor = channel_state.get_field(hl, name, "poll_floor")
     if floor is None:
         floor = str((now - timedelta(seconds=FIRST_LOOK)).timestamp())
-        channel_state.set_field(hl, NAME, "poll_floor", floor)
+        channel_state.set_field(hl, name, "poll_floor", floor)
     since = max(now - timedelta(seconds=LOOK_BACK), clock.from_timestamp(floor))
     until = now + timedelta(seconds=AHEAD)
     handled = read = 0
@@ -228,17 +240,17 @@ def poll(hl: Hotline, channel: AndroidChannel | None = None) -> int:
             items = channel.inbox(since, until, limit=PAGE, offset=page * PAGE)
             read += len(items)
             for event in _unseen(hl, items):
-                handled += handle_event(hl, event) == "handled"
+                handled += handle_event(hl, event, name) == "handled"
             if len(items) < PAGE:
                 break
         else:
             log.warning("android: more than %d texts in the inbox window; read the newest only",
                         PAGE * MAX_PAGES)
     except TransportError as exc:
-        channel_state.record_poll(hl, NAME, f"{exc.code} {exc}")
-        channel_state.set_field(hl, NAME, "inbox", "missing" if exc.code == "old-app" else "error")
+        channel_state.record_poll(hl, name, f"{exc.code} {exc}")
+        channel_state.set_field(hl, name, "inbox", "missing" if exc.code == "old-app" else "error")
         raise
-    channel_state.record_poll(hl, NAME)
-    channel_state.set_field(hl, NAME, "inbox", "ok")
-    channel_state.set_field(hl, NAME, "poll_result", f"{handled} new of {read} read")
+    channel_state.record_poll(hl, name)
+    channel_state.set_field(hl, name, "inbox", "ok")
+    channel_state.set_field(hl, name, "poll_result", f"{handled} new of {read} read")
     return handled

@@ -87,7 +87,8 @@ def group(parts: Iterable[Part]) -> list[list[Part]]:
     return texts
 
 
-def read_inbox(hl: Hotline, named: Iterable[str] = (), settle: float = SETTLE) -> int:
+def read_inbox(hl: Hotline, named: Iterable[str] = (), settle: float = SETTLE,
+               name: str = NAME) -> int:
     """Handle every complete text waiting in inbox/; returns how many were handled.
 
     `named` are files gammu-smsd just reported (RunOnReceive): complete, so no settling.
@@ -97,7 +98,7 @@ def read_inbox(hl: Hotline, named: Iterable[str] = (), settle: float = SETTLE) -
     root = spool(hl)
     inbox = root / "inbox"
     if not inbox.is_dir():
-        channel_state.record_poll(hl, NAME, f"no inbox folder at {inbox}")
+        channel_state.record_poll(hl, name, f"no inbox folder at {inbox}")
         return 0
     named = {Path(n).name for n in named}
     handled = 0
@@ -110,12 +111,12 @@ def read_inbox(hl: Hotline, named: Iterable[str] = (), settle: float = SETTLE) -
                      and now - p.path.stat().st_mtime < settle]
             if young:
                 continue  # gammu may still be writing its other parts
-            handled += _handle(hl, root, text)
-    channel_state.record_poll(hl, NAME)
+            handled += _handle(hl, root, text, name)
+    channel_state.record_poll(hl, name)
     return handled
 
 
-def _handle(hl: Hotline, root: Path, text: list[Part]) -> int:
+def _handle(hl: Hotline, root: Path, text: list[Part], name: str) -> int:
     data = [p.path.read_bytes() for p in text]
     first = text[0]
     ident = f"{first.path.name}:{hashlib.sha1(b''.join(data)).hexdigest()[:16]}"
@@ -129,9 +130,9 @@ def _handle(hl: Hotline, root: Path, text: list[Part]) -> int:
         _put_away(root, text)  # handled before a crash left the files behind
         return 0
     try:
-        reply = conversation.handle_text(hl, sender, body, channel=NAME,
+        reply = conversation.handle_text(hl, sender, body, channel=name,
                                          provider_id=first.path.name)
-        conversation.queue_reply(hl, sender, reply, via=NAME)
+        conversation.queue_reply(hl, sender, reply, via=name)
     except Exception:
         unclaim(hl.r, KEYS.seen("gammu-in", ident))  # the files stay; the next look tries again
         raise
