@@ -36,7 +36,7 @@ class Booking:
 
 def margin(window: float) -> float:
     """How much longer than `window` sends are counted over (a minute for an hour or a day)."""
-    return min(60.0, window * 0.02)
+    return min(60.0, window * 0.05)
 
 
 def windows(hl: Hotline) -> dict[str, float]:

@@ -80,6 +80,7 @@ class FakePhone:
         self.user, self.password, self.signing_key = user, password, signing_key
         self.retry_first, self.retries = retry_first, retries
         self.accepted: dict[str, dict[str, Any]] = {}  # id -> the POST /messages body
+        self.arrived: list[float] = []  # when each accepted message reached the phone (epoch s)
         self.states: dict[str, str] = {}  # id -> Pending, Sent, Delivered, Failed
         self.inbox: list[dict[str, Any]] = []
         self.webhooks: dict[str, dict[str, str]] = {}
@@ -205,6 +206,7 @@ class FakePhone:
                     return _reply(req, 202, {"id": ident, "state": self.states.get(ident, "Pending")})
                 return _reply(req, 409, {"message": f"message with id {ident} already exists"})
             self.accepted[ident] = body
+            self.arrived.append(time.time())
         _reply(req, 202, {"id": ident, "state": "Pending",
                           "recipients": [{"phoneNumber": n, "state": "Pending"} for n in numbers]})
         if self.auto_send:

@@ -187,7 +187,7 @@ def test_every_page_works_under_its_content_security_policy_and_none_can_be_fram
     b.find_element(By.CSS_SELECTOR, "form.stack button[type=submit]").click()
     until(b, text_shown(b, "h1", "求助工单"), "the board after login")
     b.get_log("browser")  # what came before is not under test
-    for path in ("/board", "/ledger", "/notices", "/report", "/users", "/simulator"):
+    for path in ("/board", "/ledger", "/notices", "/report", "/senders", "/users", "/simulator"):
         b.get(server + path)
         until(b, lambda d: d.execute_script("return document.readyState") == "complete", path)
     # the board's own script still refreshes it, the report's print button still prints

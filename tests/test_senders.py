@@ -179,3 +179,17 @@ def test_a_sender_without_caps_is_never_held(hl: Hotline) -> None:
     free = Sender("free", "outbox")
     assert all(caps.take(hl, free, f"m{i}") == 0.0 for i in range(50))
     assert not hl.r.exists("hotline:sent:free") or caps.counts(hl, free)["hour"] == 0
+
+
+def test_the_example_file_in_deploy_loads(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "deploy" / "channels.example.toml"
+    copy = tmp_path / "channels.toml"
+    copy.write_text(example.read_text(encoding="utf-8"), encoding="utf-8")
+    for secret in ("lianhe.password", "lianhe.signing-key", "tuanjie.password",
+                   "tuanjie.signing-key"):
+        (tmp_path / secret).write_text("s3cret\n")
+    pool = senders.load(copy)
+    assert [(s.name, s.kind, s.villages or s.towns) for s in pool] == [
+        ("lianhe", "android", ("联合村",)), ("tuanjie", "android", ("团结村",)),
+        ("town-modem", "gammu", ("归流河镇",))]
+    assert pool[0].connection["password_file"] == "s3cret" and pool[0].per_day == 300

@@ -19,13 +19,15 @@ from gateway.store import KEYS
 COUNT_AT_MOST = 5000  # a backlog bigger than this is reported as this: the point is made
 
 
-def report(hl: Hotline) -> dict[str, dict[str, Any]]:
-    """Per sender (by name, in the pool's order)."""
+def report(hl: Hotline, *, devices: bool = True) -> dict[str, dict[str, Any]]:
+    """Per sender (by name, in the pool's order); with `devices`, also what each phone says of
+    itself (GET /health) and each modem's spool."""
     waiting = _waiting(hl)
-    return {sender.name: _entry(hl, sender, waiting) for sender in hl.pool}
+    return {sender.name: _entry(hl, sender, waiting, devices) for sender in hl.pool}
 
 
-def _entry(hl: Hotline, sender: Sender, waiting: dict[tuple[str, str], int]) -> dict[str, Any]:
+def _entry(hl: Hotline, sender: Sender, waiting: dict[tuple[str, str], int],
+           devices: bool) -> dict[str, Any]:
     st = channel_state.read(hl, sender.name)
     sent = caps.counts(hl, sender)
     entry: dict[str, Any] = {
@@ -46,6 +48,8 @@ def _entry(hl: Hotline, sender: Sender, waiting: dict[tuple[str, str], int]) -> 
     if st.poll_ok is not None or st.poll_error:
         entry["inbox_read_at"] = st.poll_ok
         entry["inbox_error"] = st.poll_error or None
+    if not devices:
+        return entry
     own = hl.with_settings(sender.settings(hl.settings))
     if sender.kind == "android":
         entry.update(_android(own, sender.name))

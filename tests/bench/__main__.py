@@ -67,10 +67,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument("--seconds", type=int, default=8, help="length of each load run")
     parser.add_argument("--connections", type=int, default=50, help="requests in flight")
-    parser.add_argument("--only", nargs="*", help="webhooks, e2e, pacing, render, sip")
+    parser.add_argument("--only", nargs="*", help="webhooks, e2e, pacing, render, sip, pool")
     parser.add_argument("--json", default="bench-results.json")
     args = parser.parse_args()
-    only = set(args.only or ("webhooks", "e2e", "pacing", "render", "sip"))
+    only = set(args.only or ("webhooks", "e2e", "pacing", "render", "sip", "pool"))
     report: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as scratch:
@@ -81,7 +81,7 @@ def main() -> int:
             with fresh_store(tmp / "webhooks") as env:
                 report["webhooks"] = bench_webhooks(env, tmp, args.seconds, args.connections,
                                                     count=60000)
-        for part in ("e2e", "pacing", "render", "sip"):
+        for part in ("e2e", "pacing", "render", "sip", "pool"):
             if part in only:
                 with fresh_store(tmp / part) as env:
                     report[part] = _optional(part, env, tmp / part)
@@ -124,7 +124,7 @@ def print_table(report: dict[str, Any]) -> None:
                      f"{r['endpoint']['p50_ms'] / r['baseline']['p50_ms']:.2f}x"))
         rows.append((f"/twilio/{name} p99 ms", f"{r['endpoint']['p99_ms']:.1f}",
                      f"{r['baseline']['p99_ms']:.1f}", f"{r['p99_ratio']:.2f}x"))
-    for part in ("e2e", "pacing", "render", "sip"):
+    for part in ("e2e", "pacing", "render", "sip", "pool"):
         for label, (value, base, ratio) in report.get(part, {}).get("rows", {}).items():
             rows.append((label, value, base, ratio))
     width = max((len(r[0]) for r in rows), default=10)

@@ -1,0 +1,230 @@
+"""A pool of senders (HOTLINE_CHANNELS_FILE): two village phones and a standby outbox, end to end.
+
+The phones are the fake SMS Gateway for Android (tests/fake_android.py), each with its own
+password and signing key; messages go through a real worker (`hotline worker --burst`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import caps, messages, notices, registry
+from gateway.app import create_app
+from gateway.channels.health import report
+from gateway.context import Hotline
+from gateway.outage import Gate
+from tests.fake_android import FakePhone, LiveApp, run_due
+from workers import runtime
+
+LIANHE, TUANJIE = "联合村", "团结村"
+
+
+@pytest.fixture
+def phones() -> Iterator[dict[str, FakePhone]]:
+    started = {"lianhe": FakePhone(password="lianhe-pw", signing_key="lianhe-key"),
+               "tuanjie": FakePhone(password="tuanjie-pw", signing_key="tuanjie-key")}
+    for phone in started.values():
+        phone.start()
+    yield started
+    for phone in started.values():
+        phone.stop()
+
+
+def pool_file(folder: Path, phones: dict[str, FakePhone], *, lianhe: str = "",
+              tuanjie: str = "", standby: bool = True) -> Path:
+    """A channels file: the two phones (each serving its village first) and the outbox."""
+    villages = {"lianhe": LIANHE, "tuanjie": TUANJIE}
+    extra = {"lianhe": lianhe, "tuanjie": tuanjie}
+    tables = []
+    for name, phone in phones.items():
+        (folder / f"{name}.password").write_text(phone.password + "\n")
+        (folder / f"{name}.key").write_text(phone.signing_key + "\n")
+        tables.append(f'[[sender]]\nname = "{name}"\nkind = "android"\nurl = "{phone.url}"\n'
+                      f'user = "{phone.user}"\npassword_file = "{name}.password"\n'
+                      f'signing_key_file = "{name}.key"\npoll = 0\n'
+                      f'villages = ["{villages[name]}"]\nrate = 50\n{extra[name]}\n')
+    if standby:
+        tables.append('[[sender]]\nname = "spare"\nkind = "outbox"\nstandby = true\n')
+    path = folder / "channels.toml"
+    path.write_text("\n".join(tables), encoding="utf-8")
+    return path
+
+
+def use(hl: Hotline, path: Path, **changes: object) -> Hotline:
+    hotline = Hotline(hl.settings.with_overrides(channels_file=path, **changes), url=hl.url)
+    runtime.use(hotline)
+    return hotline
+
+
+def notice_to(hl: Hotline, village: str, body: str) -> list[messages.Message]:
+    found = registry.find_village(hl.r, village)
+    assert found is not None
+    notice = notices.create(hl, found.id, body)
+    assert notices.send(hl, notice.id, "all") > 0  # the village's team and its residents
+    queued = [messages.get(hl, mid) for mid in notices.deliveries(hl, notice.id).values()]
+    return [m for m in queued if m is not None]
+
+
+def carried(hl: Hotline, queued: list[messages.Message]) -> Counter[str]:
+    """Which sender carried how many of `queued` (their records as they are now)."""
+    records = [messages.get(hl, m.id) for m in queued]
+    return Counter(r.channel for r in records if r is not None and r.provider_id)
+
+
+def drain_until(hl: Hotline, done: object, timeout: float) -> None:
+    """Run due jobs (as `hotline worker --burst` would) until `done()` or the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run_due(hl)
+        if done():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+
+
+def test_a_notice_to_two_villages_goes_out_through_each_villages_own_phone(
+        sample: Hotline, phones: dict[str, FakePhone], tmp_path: Path) -> None:
+    hl = use(sample, pool_file(tmp_path, phones))
+    lianhe = notice_to(hl, LIANHE, "明天上午9点在村委会打疫苗。")
+    tuanjie = notice_to(hl, TUANJIE, "明天下午停水两小时。")
+    run_due(hl)
+    assert carried(hl, lianhe) == {"lianhe": len(lianhe)}
+    assert carried(hl, tuanjie) == {"tuanjie": len(tuanjie)}
+    assert len(phones["lianhe"].accepted) == len(lianhe) and phones["lianhe"].problems == []
+    assert len(phones["tuanjie"].accepted) == len(tuanjie)
+    assert report(hl)["spare"]["sent_this_hour"] == 0  # the standby was not needed
+
+
+def test_a_full_phone_passes_the_rest_to_the_other_then_the_standby_never_past_a_cap(
+        sample: Hotline, phones: dict[str, FakePhone], tmp_path: Path) -> None:
+    hl = use(sample, pool_file(tmp_path, phones, lianhe="per_hour = 3", tuanjie="per_hour = 2"))
+    queued = notice_to(hl, LIANHE, "明天上午9点在村委会打疫苗。")
+    assert len(queued) > 5
+    run_due(hl)
+    assert carried(hl, queued) == {"lianhe": 3, "tuanjie": 2, "spare": len(queued) - 5}
+    assert (len(phones["lianhe"].accepted), len(phones["tuanjie"].accepted)) == (3, 2)
+    health = report(hl)
+    assert (health["lianhe"]["state"], health["lianhe"]["sent_this_hour"]) == ("full: 3 this hour", 3)
+    assert health["tuanjie"]["state"] == "full: 2 this hour"
+
+
+def test_when_every_sender_is_full_a_message_waits_saying_why_and_goes_when_there_is_room(
+        sample: Hotline, phones: dict[str, FakePhone], tmp_path: Path) -> None:
+    # The hour is ten seconds here; the phones' caps (3 and 2) hold 5 of 联合村's texts each window.
+    hl = use(sample, pool_file(tmp_path, phones, lianhe="per_hour = 3", tuanjie="per_hour = 2",
+                               standby=False), cap_hour=10.0)
+    queued = notice_to(hl, LIANHE, "明天上午9点在村委会打疫苗。")
+    run_due(hl)
+    waiting = [m for m in (messages.get(hl, q.id) for q in queued) if m and not m.provider_id]
+    assert len(waiting) == len(queued) - 5
+    assert {m.waiting for m in waiting} == {"lianhe at its cap; tuanjie at its cap"}
+    assert report(hl)["lianhe"]["queued"] == 0  # waiting on no sender in particular
+    drain_until(hl, lambda: sum(carried(hl, queued).values()) == len(queued), timeout=60)
+    assert sum(carried(hl, queued).values()) == len(queued)
+    for name, most in (("lianhe", 3), ("tuanjie", 2)):
+        phone = phones[name]
+        assert len(set(phone.accepted)) == len(phone.accepted)  # each message once
+        # Measured where a carrier counts, on arrival: never more than the cap in any hour.
+        arrived = sorted(phone.arrived)
+        assert max(sum(1 for t in arrived if start <= t < start + 10.0) for start in arrived) <= most
+    assert all(m is not None and not m.waiting
+               for m in (messages.get(hl, q.id) for q in queued))
+
+
+def test_a_failing_phones_messages_go_through_the_others_and_it_is_used_again_when_back(
+        sample: Hotline, phones: dict[str, FakePhone], tmp_path: Path) -> None:
+    hl = use(sample, pool_file(tmp_path, phones), retry_first=1, retry_max=1)
+    phones["lianhe"].stop()
+    first = notice_to(hl, LIANHE, "明天上午9点在村委会打疫苗。")
+    run_due(hl)
+    assert carried(hl, first) == {"tuanjie": len(first)}  # the village's phone is away
+    health = report(hl)
+    assert health["lianhe"]["state"].startswith("failing") and health["lianhe"]["last_error"]
+    phones["lianhe"].start()
+    time.sleep(1.1)  # the backoff: the next text routed to it tries it again
+    second = notice_to(hl, LIANHE, "通知：后天上午继续接种。")
+    run_due(hl)
+    assert carried(hl, second) == {"lianhe": len(second)}
+    assert Gate(hl, "lianhe").probe() is None and report(hl)["lianhe"]["state"] == "ok"
+
+
+def test_when_every_phone_is_down_the_texts_wait_for_the_first_back(
+        sample: Hotline, phones: dict[str, FakePhone], tmp_path: Path) -> None:
+    hl = use(sample, pool_file(tmp_path, phones, standby=False), retry_first=1, retry_max=1)
+    for phone in phones.values():
+        phone.stop()
+    queued = notice_to(hl, TUANJIE, "明天下午停水两小时。")
+    run_due(hl)
+    assert carried(hl, queued) == {}
+    assert sum(e["held"] for e in report(hl).values()) >= len(queued) - 2  # parked, not tried
+    phones["lianhe"].start()  # the other village's phone comes back first: it carries them
+    drain_until(hl, lambda: sum(carried(hl, queued).values()) == len(queued), timeout=30)
+    assert carried(hl, queued) == {"lianhe": len(queued)}
+
+
+def test_each_phone_posts_to_the_one_webhook_and_its_texts_are_answered_through_it(
+        sample: Hotline, phones: dict[str, FakePhone], tmp_path: Path) -> None:
+    hl = use(sample, pool_file(tmp_path, phones))
+    live = LiveApp(create_app(hl.settings, url=hl.url)).start()
+    try:
+        hook = {"id": "in", "url": f"{live.url}/android/webhook", "event": "sms:received"}
+        for phone in phones.values():
+            phone.webhooks["in"] = hook
+        # 巴特尔 lives in 团结村 but texts the number of 联合村's phone: the answer comes from it.
+        phones["lianhe"].receive("+8613900000004", "需要买药")
+        phones["lianhe"].wait_idle()
+        run_due(hl)
+        replies = [m for m in messages.list_messages(hl) if m.direction == "out"
+                   and m.to == "+8613900000004"]
+        assert [(m.kind, m.channel, m.via) for m in replies] == [("reply", "lianhe", "lianhe")]
+        received = [m for m in messages.list_messages(hl) if m.direction == "in"]
+        assert [m.channel for m in received] == ["lianhe"]
+        forged = FakePhone(signing_key="not-ours", retries=1)
+        forged.start()
+        try:
+            forged.webhooks["in"] = hook
+            forged.receive("+8613900000004", "假的")
+            forged.wait_idle()
+            assert [a[1] for a in forged.attempts][-1] == 403
+        finally:
+            forged.stop()
+    finally:
+        live.stop()
+
+
+def test_caps_are_booked_at_the_turn_the_send_goes(hl: Hotline) -> None:
+    from gateway.senders import Sender
+
+    card = Sender("card", "android", per_hour=2, rate=2.0)
+    first = caps.book(hl, card, "m1:1", pace="card", rate=2.0)
+    second = caps.book(hl, card, "m2:1", pace="card", rate=2.0)
+    assert first.slot is not None and second.slot is not None
+    assert second.slot - first.slot == pytest.approx(0.53, abs=0.01)  # one interval later
+    third = caps.book(hl, card, "m3:1", pace="card", rate=2.0)
+    assert third.slot is None and 3600 < third.wait <= 3600 + caps.margin(3600) + 1
+    assert caps.counts(hl, card)["hour"] == 2
+
+
+def test_an_admin_sees_each_sender_on_the_dashboard_and_a_head_does_not(
+        people: Hotline, phones: dict[str, FakePhone], tmp_path: Path) -> None:
+    from tests.test_dashboard import login, text_of
+
+    hl = use(people, pool_file(tmp_path, phones, lianhe="per_hour = 3"))
+    queued = notice_to(hl, LIANHE, "明天上午9点在村委会打疫苗。")
+    run_due(hl)
+    assert carried(hl, queued)["lianhe"] == 3
+    client = create_app(hl.settings, url=hl.url).test_client()
+    assert login(client, "zhang").status_code == 302
+    assert client.get("/senders").status_code == 404  # a village head does not run the phones
+    client.post("/logout")
+    admin = create_app(hl.settings, url=hl.url).test_client()
+    assert login(admin, "admin").status_code == 302
+    page = text_of(admin.get("/senders"))
+    row = page[page.index('data-sender="lianhe"'):page.index('data-sender="tuanjie"')]
+    assert "安卓手机" in row and "联合村" in row and "到上限了" in row and "3 / 3" in row
+    spare = page[page.index('data-sender="spare"'):]
+    assert "备用" in spare and "正常" in spare
