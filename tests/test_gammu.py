@@ -155,6 +155,17 @@ def test_gammu_smsd_picks_a_message_up_and_moves_it_to_sent(ghl: Hotline, smsd: 
     assert smsd.transmitted(record.provider_id) == 1 and outbox_files(smsd) == []
 
 
+def test_a_half_written_file_a_killed_worker_left_is_cleared_after_a_minute(
+        ghl: Hotline, smsd: Smsd) -> None:
+    outbox = smsd.spool / "outbox"
+    dead = outbox / ".OUTD20261203_150616_00_+8613800000004_m4.txt.18416.tmp"
+    write(dead, b"\xfe\xff\x90\x1a", age=61)
+    live = outbox / ".OUTB20261203_150617_00_+8613800000005_m5.txt.18417.tmp"
+    write(live, b"\xfe\xff", age=1)  # another worker is writing it now
+    follow_status(ghl)
+    assert not dead.exists() and live.exists()
+
+
 def write(path: Path, data: bytes, age: float = 10) -> None:
     path.write_bytes(data)
     then = time.time() - age

@@ -6,6 +6,8 @@ password and signing key; messages go through a real worker (`hotline worker --b
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from gateway.channels.health import report
 from gateway.context import Hotline
 from gateway.outage import Gate
 from tests.fake_android import FakePhone, LiveApp, run_due
+from tests.fake_twilio import FROM_NUMBER, FakeTwilio, start_worker, stop_workers, wait_until
 from workers import runtime
 
 LIANHE, TUANJIE = "联合村", "团结村"
@@ -228,3 +231,52 @@ def test_an_admin_sees_each_sender_on_the_dashboard_and_a_head_does_not(
     assert "安卓手机" in row and "联合村" in row and "到上限了" in row and "3 / 3" in row
     spare = page[page.index('data-sender="spare"'):]
     assert "备用" in spare and "正常" in spare
+
+
+def test_a_phone_a_real_modem_and_twilio_carry_a_notice_once_each_though_a_worker_is_killed(
+        sample: Hotline, phones: dict[str, FakePhone], fake: FakeTwilio, tmp_path: Path) -> None:
+    from tests.conftest import require_tool
+    from tests.test_gammu import Smsd
+
+    require_tool("gammu-smsd", "gammu-smsd")
+    smsd = Smsd(tmp_path / "gammu").start()
+    try:
+        (tmp_path / "twilio.token").write_text(fake.auth_token)
+        path = pool_file(tmp_path, {"lianhe": phones["lianhe"]}, lianhe="per_hour = 3",
+                         standby=False)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f'\n[[sender]]\nname = "town"\nkind = "gammu"\nspool = "{smsd.spool}"\n'
+                    f'towns = ["归流河镇"]\nper_hour = 2\n'
+                    f'\n[[sender]]\nname = "abroad"\nkind = "twilio"\n'
+                    f'account_sid = "{fake.account_sid}"\nauth_token_file = "twilio.token"\n'
+                    f'from_number = "{FROM_NUMBER}"\napi_base = "{fake.url}"\nstandby = true\n')
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "TWILIO_"))}
+        env.update({"REDIS_URL": sample.url, "HOTLINE_DATA_DIR": str(sample.settings.data_dir),
+                    "HOTLINE_CHANNELS_FILE": str(path), "HOTLINE_SWEEP_AFTER": "2",
+                    "HOTLINE_RETRY_FIRST": "1", "HOTLINE_RETRY_MAX": "2"})
+        hl = use(sample, path)
+        first = start_worker(env, tmp_path)
+        workers = [first]
+        try:
+            queued = notice_to(hl, LIANHE, "明天上午9点在村委会打疫苗。")
+            wait_until(lambda: phones["lianhe"].arrived, timeout=30)
+            os.killpg(first.pid, signal.SIGKILL)  # a power cut in the middle of the notice
+            first.wait()
+            workers.append(start_worker(env, tmp_path))
+            wait_until(lambda: sum(carried(hl, queued).values()) == len(queued), timeout=60)
+            wait_until(lambda: not list((smsd.spool / "outbox").glob("OUT*")), timeout=30)
+        finally:
+            stop_workers(workers)
+        by = carried(hl, queued)
+        assert set(by) <= {"lianhe", "town", "abroad"} and by["abroad"] >= len(queued) - 5
+        phone = phones["lianhe"]
+        assert len(phone.arrived) == len(phone.accepted) == by["lianhe"] <= 3  # once each, capped
+        sent = sorted(p.name for p in (smsd.spool / "sent").iterdir())
+        assert len(sent) == by["town"] <= 2 and all(smsd.transmitted(n) == 1 for n in sent)
+        to = fake.accepted_to()
+        assert len(to) == len(set(to)) == by["abroad"] and fake.problems() == []
+        assert sorted(m.to for m in queued) == sorted(
+            [b["phoneNumbers"][0] for b in phone.accepted.values()] + to
+            + [n.split("_")[3] for n in sent])  # everyone, by exactly one sender
+    finally:
+        smsd.stop()

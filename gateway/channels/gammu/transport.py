@@ -33,6 +33,7 @@ RECIPIENT = re.compile(r"^\+?\d{3,20}$")
 # Someone is waiting on these; a notice to a whole village can go after them.
 URGENT = ("reply", "offer", "call_code", "optout")
 STALL_AFTER = 300  # seconds an OUT file may wait before /healthz calls the modem stalled
+HALF_WRITTEN_AFTER = 60  # seconds after which a temporary OUT file is a dead writer's
 
 
 def spool(hl: Hotline) -> Path:
@@ -107,6 +108,7 @@ class GammuChannel(Channel):
 def follow_status(hl: Hotline, name: str = NAME) -> int:
     """Move messages gammu has dealt with to sent or failed; returns how many changed."""
     root = spool(hl)
+    _clear_half_written(root / "outbox")
     changed = 0
     for mid in hl.r.zrange(KEYS.messages_by_status("sending"), 0, -1):
         message = messages.get(hl, mid)
@@ -121,6 +123,18 @@ def follow_status(hl: Hotline, name: str = NAME) -> int:
             continue
         changed += 1
     return changed
+
+
+def _clear_half_written(outbox: Path) -> None:
+    """A worker killed while writing leaves its hidden temporary file (gammu never reads it);
+    the message itself was handed over again since, by this worker or another sender."""
+    now = time.time()
+    for tmp in outbox.glob(".OUT*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > HALF_WRITTEN_AFTER:
+                tmp.unlink()
+        except FileNotFoundError:
+            pass
 
 
 @dataclass(frozen=True)
