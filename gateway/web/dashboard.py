@@ -4,7 +4,8 @@ The plumbing every page stands on: auth (the login wall and sessions), csrf, hea
 (page words, filters), scope (which villages and tickets an account sees), errors, all on
 site.bp. The pages by area: board (tickets), ledger (台账), notice_pages (notices and the
 loudspeaker script), prompts_page (录音: recorded prompts), report (日报告 and CSV), senders_page
-(the pool's phones and modems), users_page (accounts). Importing them attaches their routes and hooks to `bp`, which create_app registers.
+(the pool's phones and modems), users_page (accounts). Importing them attaches their routes
+and hooks to `bp`, which create_app registers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The senders page (admin only): each phone, modem or account of the pool, as `hotline channels list` shows it."""
+"""The senders page (admin only): each phone, modem or account of the pool, as `hotline channels list`."""
 
 from __future__ import annotations
 
