@@ -63,15 +63,17 @@ def take(hl: Hotline, sender: Sender, member: str) -> float:
     return float(_TAKE(hl.r, sent=KEYS.sent(sender.name), member=member, caps=caps))
 
 
-def book(hl: Hotline, sender: Sender, member: str, *, pace: str, rate: float) -> Booking:
+def book(hl: Hotline, sender: Sender, member: str, *, pace: str, rate: float,
+         later: bool = False) -> Booking:
     """The sender's next turn (paced at `rate`, by the key `pace`) with room under its caps,
-    the send counted at that turn; or the wait until there is room."""
+    the send counted at that turn; or the wait until there is room. With `later`, the first
+    turn with room however far off (always a slot)."""
     gap = pacing.interval(rate)
     caps = _caps(hl, sender)
     if not gap and not caps:
         return Booking(pacing.server_now(hl))
     kind, value = _BOOK(hl.r, sent=KEYS.sent(sender.name), next_slot=pacing.next_key(pace),
-                        member=member, caps=caps, gap=gap)
+                        member=member, caps=caps, gap=gap, later=int(later))
     return Booking(float(value)) if kind == "slot" else Booking(None, float(value))
 
 

@@ -72,11 +72,14 @@ def schedule_at(hl: Hotline, func: str, *args: Any, job_id: str, at: float,
 
 
 def move_due_jobs(hl: Hotline, now: float | None = None, limit: int = 500) -> int:
-    """Put scheduled jobs whose time has come on the queue, earliest first; returns how many."""
+    """Put scheduled jobs whose time has come at the front of the queue, earliest first (a
+    send's pacing turn, a retry, an escalation: each has waited its time already, and would
+    come late behind a notice's thousands of new sends); returns how many."""
     registry = hl.queue.scheduled_job_registry
     now = pacing.server_now(hl) if now is None else now
     moved = 0
-    for raw in hl.rq.zrangebyscore(registry.key, 0, now, start=0, num=limit):
+    due = hl.rq.zrangebyscore(registry.key, 0, now, start=0, num=limit)
+    for raw in reversed(due):  # each goes in front of the one before: the earliest ends first
         job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
         try:
             job = Job.fetch(job_id, connection=hl.rq)
@@ -85,7 +88,7 @@ def move_due_jobs(hl: Hotline, now: float | None = None, limit: int = 500) -> in
             continue
         with hl.rq.pipeline() as pipe:
             pipe.multi()  # one transaction: on the queue and off the schedule
-            hl.queue.enqueue_job(job, pipeline=pipe, at_front=job.should_enqueue_at_front())
+            hl.queue.enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.zrem(registry.key, job_id)
             pipe.execute()
         moved += 1

@@ -2,15 +2,14 @@
 
 After a transient failure (refused, timed out, 429, 5xx) a sender is in outage with the
 message that failed as its probe. Between probes (the probe went on through another sender)
-the probe is "" and the next message routed there after `next` becomes it. Messages that no
+the probe is "" and the next message routed there after `next` becomes it (times by the Redis
+server's clock, which every worker shares). Messages that no
 sender can take park in the held set of the first sender they wait on. The first success
 through a sender ends its outage (workers.messages). Every change is one Lua script, so
 none races; the send path, the sweeper and every health report read this one state.
 """
 
 from __future__ import annotations
-
-import time
 
 from gateway.context import Hotline
 from gateway.lua import Script
@@ -36,16 +35,16 @@ class Gate:
 
     def state(self, mid: str) -> int:
         """OPEN, CLOSED (in outage), or PROBE: `mid` is (now) the one message to try it."""
-        return int(_PASS(self.hl.r, gate=self.gate, mid=mid, now=time.time()))
+        return int(_PASS(self.hl.r, gate=self.gate, mid=mid))
 
     def fail(self, message: Message) -> int:
         """Record a transient failure; the failures in a row if this message is (now) the
         probe, else 0."""
-        return int(_CLOSE(self.hl.r, gate=self.gate, mid=message.id, now=time.time()))
+        return int(_CLOSE(self.hl.r, gate=self.gate, mid=message.id))
 
     def hand_over(self, mid: str, after: float) -> None:
         """The probe goes on elsewhere; the next message routed here `after` seconds probes."""
-        _HAND(self.hl.r, gate=self.gate, mid=mid, next=time.time() + after)
+        _HAND(self.hl.r, gate=self.gate, mid=mid, after=after)
 
     def park(self, message: Message) -> bool:
         """Park the message until an outage ends; False if this one has ended meanwhile."""

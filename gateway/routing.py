@@ -58,15 +58,19 @@ def order(pool: Sequence[Sender], recipient: Recipient, received_by: str = "") -
 
 def choose(hl: Hotline, pool: Sequence[Sender], message_id: str, recipient: Recipient, *,
            purpose: str, local_time: time, failing: Callable[[Sender], bool],
-           received_by: str = "", book: Callable[[Sender], float] | None = None) -> Choice:
+           received_by: str = "", book: Callable[[Sender, bool], float] | None = None) -> Choice:
     """The first sender in `order` that can carry the message now, its send counted by
-    `book` (0.0: booked; else the seconds until the sender has room; default caps.take)."""
-    def take(sender: Sender) -> float:
-        return caps.take(hl, sender, message_id)
+    `book(sender, later)` (0.0: booked; else the seconds until the sender has room; default
+    caps.take, which books nothing later). When every sender it may use is at its cap, the
+    message is booked for the soonest room (`later`), through the sender that has it first,
+    and the choice says why it waits."""
+    def take(sender: Sender, later: bool) -> float:
+        return caps.take(hl, sender, message_id) if not later else -1.0
 
     book = book or take
     waits: list[tuple[float, str]] = []
     failed: list[Sender] = []
+    full: list[tuple[float, Sender]] = []
     for sender in order(pool, recipient, received_by):
         if failing(sender):
             failed.append(sender)
@@ -75,17 +79,21 @@ def choose(hl: Hotline, pool: Sequence[Sender], message_id: str, recipient: Reci
         if purpose == NOTICE and sender.is_quiet(local_time):
             waits.append((_until_end_of_quiet(sender, local_time), f"{sender.name} quiet hours"))
             continue
-        wait = book(sender)
+        wait = book(sender, False)
         if wait == 0.0:
             return Choice(sender)
         waits.append((wait, f"{sender.name} at its cap"))
+        full.append((wait, sender))
     if not waits:
         return Choice(None, FAILING_RETRY, "no sender")
     why = "; ".join(why for _, why in waits)
     if len(failed) == len(waits):
         return Choice(None, FAILING_RETRY, why, held_by=failed[0])
-    wait, _ = min(waits)
-    return Choice(None, wait, why)
+    soonest, _ = min(waits, key=lambda pair: pair[0])
+    for wait, sender in sorted(full, key=lambda pair: pair[0]):
+        if wait <= soonest and book(sender, True) == 0.0:
+            return Choice(sender, wait, why)  # booked for its first turn with room
+    return Choice(None, soonest, why)
 
 
 def _until_end_of_quiet(sender: Sender, now: time) -> float:

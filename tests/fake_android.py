@@ -355,3 +355,31 @@ def run_due(hl: Hotline) -> None:
     from workers.service import run_worker
 
     run_worker(hl, burst=True)
+
+
+def main() -> None:
+    """`python -m tests.fake_android --port 8081`: one fake phone to try the hotline against."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A fake SMS Gateway for Android phone")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--password", default="pa55word")
+    parser.add_argument("--signing-key", default="k3y")
+    args = parser.parse_args()
+    phone = FakePhone(password=args.password, signing_key=args.signing_key)
+    phone.port = args.port
+    phone.start()
+    print(f"fake phone on {phone.url} (user {phone.user})", flush=True)
+    told = 0
+    try:
+        while True:
+            time.sleep(1)
+            if len(phone.accepted) != told:
+                told = len(phone.accepted)
+                print(f"{time.strftime('%H:%M:%S')} {told} message(s) accepted", flush=True)
+    except KeyboardInterrupt:
+        phone.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -35,13 +35,13 @@ from datetime import datetime
 
 from rq import get_current_job
 
-from gateway import caps, jobs, messages, pacing, routing
+from gateway import caps, clock, jobs, messages, pacing, routing
 from gateway.channels import Channel, Receipt, TransportError, channel_for
 from gateway.channels import state as channel_state
 from gateway.context import Hotline
 from gateway.jobs import job_alive
 from gateway.messages import Message
-from gateway.outage import CLOSED, OPEN, PROBE, Gate, backoff, in_outage
+from gateway.outage import CLOSED, PROBE, Gate, backoff, in_outage
 from gateway.phones import mask
 from gateway.routing import Recipient
 from gateway.senders import Sender
@@ -53,7 +53,9 @@ log = logging.getLogger(__name__)
 
 PENDING = ("queued", "sending")
 UNPACED = ("outbox",)  # the local outbox has no provider to overwhelm
-HOLD = 0.5  # seconds a job may wait in the worker for its turn; a longer wait is re-enqueued
+# Seconds a job may wait in the worker for its turn; a longer wait is re-enqueued. Short: a
+# worker asleep on one sender's turn sends nothing through the others of the pool.
+HOLD = 0.05
 # Error codes after which the provider may have the message all the same.
 UNKNOWN = ("timeout", "unreachable", "client")
 def enqueue_send(hl: Hotline, mid: str, *, slot: float | None = None,
@@ -106,16 +108,19 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         messages.update(hl, mid, status="optedout")
         return "optedout"
     try:
+        # Asked of the sender the last attempt went to, before routing looks for another:
+        # it may have the message, and the person must not get it twice.
+        if (found := _found(hl, message)) is not None:
+            return found
         route = _route(hl, message, slot)
-    except TransportError as exc:  # a sender that cannot be built (its settings are wrong)
-        return _refused(hl, message, exc)
+    except TransportError as exc:
+        if not exc.permanent:  # the sender that had the attempt cannot be asked: try again
+            raise
+        return _refused(hl, message, exc)  # a sender that cannot be built (wrong settings)
     if isinstance(route, str):
         return route
     sender, channel, gate, turn = route.sender, route.channel, route.gate, route.turn
     try:
-        if outcome_unknown(message) and (receipt := _lookup(channel, message)) is not None:
-            _accepted(hl, message, sender, channel, receipt, gate)
-            return "found"
         # The attempt is on the record before the provider hears of it.
         messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
                         attempted_at=str(time.time()), channel=sender.name, waiting="")
@@ -125,7 +130,9 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         while (wait := pacing.claim(hl, channel.sender, turn, _rate(sender))) > 0:
             if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
                 # Not attempted after all: the record says so before the job is queued.
-                messages.update(hl, mid, status=message.status, attempts=message.attempts)
+                at = clock.local_iso(turn, hl.settings.tz) or ""
+                messages.update(hl, mid, status=message.status, attempts=message.attempts,
+                                waiting=route.why or f"its turn on {sender.name} at {at[11:19]}")
                 enqueue_send(hl, mid, slot=turn, at=pacing.server_now(hl) + wait)
                 return "paced"
             time.sleep(wait)
@@ -153,6 +160,7 @@ class Route:
     gate: Gate
     turn: float
     member: str  # what the sender's caps counted this send as
+    why: str = ""  # why its turn is later than the sender's rate alone makes it (caps)
 
 
 def _rate(sender: Sender) -> float:
@@ -164,23 +172,15 @@ def _member(message: Message) -> str:
 
 
 def _route(hl: Hotline, message: Message, slot: float | None) -> Route | str:
-    """Where the message goes now: its sender's probe, its booked turn, or routing's choice;
-    else "held" (every sender it could take is in outage) or "waiting" (no room yet)."""
+    """Where the message goes now: its booked turn's sender, or routing's choice (a sender's
+    probe there too); else "held" (every sender it could take is in outage) or "waiting" (no
+    room yet)."""
     member = _member(message)
     current = hl.sender(message.channel) if message.channel else None
-    if current is not None:
-        state = Gate(hl, current.name).state(message.id)
-        if state == PROBE or (state == OPEN and slot is not None):
-            turn = slot
-            if turn is None:
-                booking = caps.book(hl, current, member, pace=_channel(hl, current).sender,
-                                    rate=_rate(current))
-                turn = booking.slot
-                if turn is None:
-                    return _wait(hl, message, booking.wait, f"{current.name} at its cap")
-            return Route(current, _channel(hl, current), Gate(hl, current.name), turn, member)
-        if slot is not None:
-            caps.release(hl, current, member)  # its turn there is lost: counted again elsewhere
+    if current is not None and slot is not None:  # a re-run for its booked turn
+        if Gate(hl, current.name).state(message.id) != CLOSED:
+            return Route(current, _channel(hl, current), Gate(hl, current.name), slot, member)
+        caps.release(hl, current, member)  # it cannot go there now: counted again elsewhere
     claimed: list[Sender] = []
     turns: dict[str, float] = {}
 
@@ -190,9 +190,9 @@ def _route(hl: Hotline, message: Message, slot: float | None) -> Route | str:
             claimed.append(sender)
         return state == CLOSED
 
-    def book(sender: Sender) -> float:
+    def book(sender: Sender, later: bool) -> float:
         booking = caps.book(hl, sender, member, pace=_channel(hl, sender).sender,
-                            rate=_rate(sender))
+                            rate=_rate(sender), later=later)
         if booking.slot is None:
             return max(booking.wait, 0.001)
         turns[sender.name] = booking.slot
@@ -210,7 +210,7 @@ def _route(hl: Hotline, message: Message, slot: float | None) -> Route | str:
     if choice.sender is not None:
         chosen = choice.sender
         return Route(chosen, _channel(hl, chosen), Gate(hl, chosen.name), turns[chosen.name],
-                     member)
+                     member, choice.why)
     if choice.held_by is not None:
         return _park(hl, message, choice.held_by, choice.why)
     return _wait(hl, message, choice.wait, choice.why)
@@ -254,6 +254,29 @@ def outcome_unknown(message: Message) -> bool:
         return False
     code = message.error.split(" ", 1)[0]
     return message.status == "sending" or code in UNKNOWN or code.startswith("5")
+
+
+def _found(hl: Hotline, message: Message) -> str | None:
+    """If an earlier attempt may have reached its sender and that sender has the message: it
+    is recorded as accepted there ("found"); else None."""
+    last = hl.sender(message.channel) if message.channel else None
+    if last is None or not outcome_unknown(message):
+        return None
+    channel = _channel(hl, last)
+    try:
+        receipt = _lookup(channel, message)
+    except TransportError:
+        if not any(not in_outage(hl, other) for other in hl.pool if other != last):
+            raise  # nothing else could carry it: ask again later
+        # The sender is away: it counts as not having it, or its outage would hold back the
+        # very messages the others are there for.
+        log.warning("sms %s: %s cannot be asked whether it has it; routing it on", message.id,
+                    last.name)
+        return None
+    if receipt is None:
+        return None
+    _accepted(hl, message, last, channel, receipt, Gate(hl, last.name))
+    return "found"
 
 
 def _lookup(channel: Channel, message: Message) -> Receipt | None:

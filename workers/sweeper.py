@@ -29,7 +29,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.utils import parse_composite_key
 
-from gateway import clock, jobs, messages
+from gateway import clock, jobs, messages, pacing
 from gateway.context import Hotline
 from gateway.jobs import WORKER_PREFIX, job_alive
 from gateway.messages import Message
@@ -174,7 +174,7 @@ def keep_gates_probing(hl: Hotline, now: float, report: Report) -> None:
         if probe == "":
             if hl.r.zcard(KEYS.held(sender.name)) == 0:
                 continue  # the next message routed here probes it
-            probe = _handed_probe(hl, gate, now)
+            probe = _handed_probe(hl, gate)
             if probe is None:
                 continue
         message = messages.get(hl, probe)
@@ -208,10 +208,10 @@ def keep_gates_probing(hl: Hotline, now: float, report: Report) -> None:
         report.probes += 1
 
 
-def _handed_probe(hl: Hotline, gate: Gate, now: float) -> str | None:
+def _handed_probe(hl: Hotline, gate: Gate) -> str | None:
     """Every sender is down and this one's probe went elsewhere: once its next probe is due,
     the oldest parked message takes the role (returned), so probing goes on."""
-    if now < float(hl.r.hget(gate.gate, "next") or 0):
+    if pacing.server_now(hl) < (gate.next_probe() or 0.0):
         return None
     oldest = hl.r.zrange(gate.held, 0, 0)
     if not oldest:

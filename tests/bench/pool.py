@@ -34,11 +34,12 @@ HOUR = 60.0
 def ledger(path: Path) -> Path:
     with open(path, "w", encoding="utf-8", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["乡镇(街道)", "村(社区)", "网格", "姓名", "电话", "身份", "类别", "地址"])
+        out.writerow(["乡镇(街道)", "村(社区)", "网格", "姓名", "电话", "身份", "类别", "地址",
+                      "联系人", "语言", "备注"])
         for v, village in enumerate(VILLAGES):
             for i in range(PER_VILLAGE):
                 out.writerow(["胜利镇", village, "第一网格", f"居民{v}-{i}", f"+86159{v}{i:07d}",
-                              "居民", "", f"{village}{i}号"])
+                              "居民", "", f"{village}{i}号", "", "", ""])
     return path
 
 
