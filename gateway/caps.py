@@ -22,6 +22,10 @@ from gateway.lua import Script
 from gateway.senders import Sender
 from gateway.store import KEYS
 
+# How far off a sender's turn may be for it to count as having room: a text goes through
+# another whose turn is sooner rather than queue behind a notice's backlog there.
+WITHIN = 10.0
+
 _TAKE = Script(__name__, "take")
 _BOOK = Script(__name__, "book")
 
@@ -32,6 +36,7 @@ class Booking:
 
     slot: float | None
     wait: float = 0.0
+    full: bool = False  # no slot because of a cap (else the sender's backlog is long)
 
 
 def margin(window: float) -> float:
@@ -66,15 +71,16 @@ def take(hl: Hotline, sender: Sender, member: str) -> float:
 def book(hl: Hotline, sender: Sender, member: str, *, pace: str, rate: float,
          later: bool = False) -> Booking:
     """The sender's next turn (paced at `rate`, by the key `pace`) with room under its caps,
-    the send counted at that turn; or the wait until there is room. With `later`, the first
-    turn with room however far off (always a slot)."""
+    the send counted at that turn, if it is within WITHIN seconds; else how long until it
+    would be. With `later`, the first turn with room however far off (always a slot)."""
     gap = pacing.interval(rate)
-    caps = _caps(hl, sender)
-    if not gap and not caps:
-        return Booking(pacing.server_now(hl))
-    kind, value = _BOOK(hl.r, sent=KEYS.sent(sender.name), next_slot=pacing.next_key(pace),
-                        member=member, caps=caps, gap=gap, later=int(later))
-    return Booking(float(value)) if kind == "slot" else Booking(None, float(value))
+    keep = max(windows(hl).values())
+    kind, value, *why = _BOOK(hl.r, sent=KEYS.sent(sender.name), next_slot=pacing.next_key(pace),
+                              member=member, caps=_caps(hl, sender), gap=gap, later=int(later),
+                              within=WITHIN, keep=keep + margin(keep))
+    if kind == "slot":
+        return Booking(float(value))
+    return Booking(None, float(value), full=why == ["cap"])
 
 
 def late(hl: Hotline, sender: Sender, turn: float) -> bool:

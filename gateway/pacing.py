@@ -21,8 +21,10 @@ from gateway.store import KEYS
 
 # Pace a little below the limit: a request reaches the provider some milliseconds after its
 # turn (tens on a busy machine), and a provider counting arrivals in any one second must never
-# see rate + 1. Measured: with 3% an eleventh arrival in a second now and then, with 6% none.
-MARGIN = 0.06
+# see rate + 1: a margin of m holds while no request is held up more than m / rate seconds.
+# Measured: with 3% an eleventh arrival in a second now and then (one sender, 10/s); with 6%,
+# a sixth now and then at 5/s when four phones share two busy workers (make bench, pool).
+MARGIN = 0.10
 
 _RESERVE = Script(__name__, "reserve")
 _CLAIM = Script(__name__, "claim")

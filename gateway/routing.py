@@ -58,14 +58,16 @@ def order(pool: Sequence[Sender], recipient: Recipient, received_by: str = "") -
 
 def choose(hl: Hotline, pool: Sequence[Sender], message_id: str, recipient: Recipient, *,
            purpose: str, local_time: time, failing: Callable[[Sender], bool],
-           received_by: str = "", book: Callable[[Sender, bool], float] | None = None) -> Choice:
+           received_by: str = "", book: Callable[[Sender, bool], tuple[float, str]] | None = None
+           ) -> Choice:
     """The first sender in `order` that can carry the message now, its send counted by
-    `book(sender, later)` (0.0: booked; else the seconds until the sender has room; default
-    caps.take, which books nothing later). When every sender it may use is at its cap, the
+    `book(sender, later)`: (0.0, "") booked; else the seconds until the sender has room and
+    why ("at its cap", "busy": its turn is far off); default caps.take, which books nothing
+    later. When every sender it may use is at its cap, the
     message is booked for the soonest room (`later`), through the sender that has it first,
     and the choice says why it waits."""
-    def take(sender: Sender, later: bool) -> float:
-        return caps.take(hl, sender, message_id) if not later else -1.0
+    def take(sender: Sender, later: bool) -> tuple[float, str]:
+        return (caps.take(hl, sender, message_id) if not later else -1.0), "at its cap"
 
     book = book or take
     waits: list[tuple[float, str]] = []
@@ -79,21 +81,20 @@ def choose(hl: Hotline, pool: Sequence[Sender], message_id: str, recipient: Reci
         if purpose == NOTICE and sender.is_quiet(local_time):
             waits.append((_until_end_of_quiet(sender, local_time), f"{sender.name} quiet hours"))
             continue
-        wait = book(sender, False)
+        wait, reason = book(sender, False)
         if wait == 0.0:
             return Choice(sender)
-        waits.append((wait, f"{sender.name} at its cap"))
+        waits.append((wait, f"{sender.name} {reason}"))
         full.append((wait, sender))
     if not waits:
         return Choice(None, FAILING_RETRY, "no sender")
     why = "; ".join(why for _, why in waits)
     if len(failed) == len(waits):
         return Choice(None, FAILING_RETRY, why, held_by=failed[0])
-    soonest, _ = min(waits, key=lambda pair: pair[0])
     for wait, sender in sorted(full, key=lambda pair: pair[0]):
-        if wait <= soonest and book(sender, True) == 0.0:
-            return Choice(sender, wait, why)  # booked for its first turn with room
-    return Choice(None, soonest, why)
+        if book(sender, True)[0] == 0.0:
+            return Choice(sender, wait, why)  # booked for the soonest turn with room
+    return Choice(None, min(wait for wait, _ in waits), why)
 
 
 def _until_end_of_quiet(sender: Sender, now: time) -> float:

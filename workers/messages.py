@@ -141,6 +141,8 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
             caps.release(hl, sender, route.member)
             messages.update(hl, mid, status=message.status, attempts=message.attempts)
             enqueue_send(hl, mid)
+            log.info("sms %s: its turn on %s passed %.1f s ago; booked again", mid, sender.name,
+                     pacing.server_now(hl) - turn)
             return "late"
         receipt = channel.send(message)
     except TransportError as exc:
@@ -190,13 +192,13 @@ def _route(hl: Hotline, message: Message, slot: float | None) -> Route | str:
             claimed.append(sender)
         return state == CLOSED
 
-    def book(sender: Sender, later: bool) -> float:
+    def book(sender: Sender, later: bool) -> tuple[float, str]:
         booking = caps.book(hl, sender, member, pace=_channel(hl, sender).sender,
                             rate=_rate(sender), later=later)
         if booking.slot is None:
-            return max(booking.wait, 0.001)
+            return max(booking.wait, 0.001), "at its cap" if booking.full else "busy"
         turns[sender.name] = booking.slot
-        return 0.0
+        return 0.0, ""
 
     person = hl.ledger.person(message.to)
     choice = routing.choose(

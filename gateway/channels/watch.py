@@ -134,9 +134,12 @@ def start_watcher(hl: Hotline) -> Watcher | None:
     if not local_channels(hl):
         return None
     watcher = Watcher(hl)
+    watched = [s.name for s in hl.pool if s.kind == "gammu" and "gammu" in watcher.channels]
+    watched += list(watcher.phones)
+    if not watched:
+        return None  # the phones' inboxes are not read (poll = 0): webhooks only
     watcher.start()
-    log.info("watching the inbox of %s",
-             ", ".join(s.name for s in hl.pool if s.kind in ("gammu", "android")))
+    log.info("watching the inbox of %s", ", ".join(watched))
     return watcher
 
 

@@ -156,7 +156,10 @@ def run(host: str, port: int) -> None:
     click.echo(f"  health:          http://{shown_host}:{port}/healthz")
     if login:
         click.echo(f"  {login}")
-    click.echo(f"  SMS channel:     {settings().sms_channel}")
+    pool = hotline().pool
+    click.echo("  SMS senders:     " + ", ".join(
+        f"{p.name} ({', '.join([p.kind, *p.villages, *p.towns] + (['standby'] if p.standby else []))})"
+        for p in pool))
     if env.get("HOTLINE_SIP_LISTEN", "").strip():
         click.echo(f"  SIP calls:       udp {env['HOTLINE_SIP_LISTEN'].strip()}")
     click.echo("  stop with Ctrl-C")

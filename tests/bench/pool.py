@@ -83,7 +83,7 @@ def run(env: dict[str, str], tmp: Path) -> dict[str, Any]:
     wenv = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "TWILIO_"))}
     wenv.update({"REDIS_URL": env["REDIS_URL"], "HOTLINE_DATA_DIR": str(tmp / "data"),
                  "HOTLINE_CHANNELS_FILE": str(pool(tmp, phones)), "HOTLINE_CAP_HOUR": str(HOUR),
-                 "HOTLINE_LOG_LEVEL": "WARNING", "HOTLINE_SWEEP_AFTER": "30"})
+                 "HOTLINE_LOG_LEVEL": "INFO", "HOTLINE_SWEEP_AFTER": "30"})
     hl = Hotline(Settings.from_env(wenv))
     report = import_file(hl.r, ledger(tmp / "ledger.csv"), "CN")
     assert report.ok, report.errors
@@ -106,12 +106,16 @@ def run(env: dict[str, str], tmp: Path) -> dict[str, Any]:
         for phone in phones:
             phone.stop()
     took = last - start
+    logs = "".join(p.read_text(errors="replace") for p in tmp.glob("worker-*.log"))
+    runs = logs.count("Successfully completed job send-")
+    late = logs.count("booked again")
     per_second = max(busiest(sorted(p.arrived), 1.0) for p in phones)
     per_hour = max(busiest(sorted(p.arrived), HOUR) for p in phones)
     twice = sum(len(p.arrived) - len(set(p.accepted)) for p in phones)
     return {"messages": total, "senders": len(phones), "rate_per_sender": RATE,
             "cap_per_hour": PER_HOUR, "hour_s": HOUR, "took_s": took,
             "physical_limit_s": limit, "ratio": limit / took,
+            "send_jobs_per_message": runs / total, "turns_missed": late,
             "most_in_a_second": per_second, "most_in_an_hour": per_hour, "sent_twice": twice,
             "worker_rss_kb_before": memory_before, "worker_rss_kb_after": memory_after,
             "rows": {
@@ -119,6 +123,8 @@ def run(env: dict[str, str], tmp: Path) -> dict[str, Any]:
                     (f"{took:.0f}", f"{limit:.0f}", f"{limit / took:.2f}x"),
                 "pool most per phone in any 1 s / in any hour":
                     (f"{per_second} / {per_hour}", f"{RATE:.0f} / {PER_HOUR}", ""),
+                "pool send jobs per message / turns missed":
+                    (f"{runs / total:.2f} / {late}", "1.00 / 0", ""),
                 "pool worker memory MB before -> after":
                     (" ".join(f"{a / 1024:.0f}" for a in memory_after),
                      " ".join(f"{b / 1024:.0f}" for b in memory_before), ""),

@@ -90,12 +90,13 @@ class AndroidChannel(Channel):
         self.base = s.android_gateway_url.rstrip("/")
         self.auth = (s.android_gateway_user or "", s.android_gateway_password or "")
         self.timeout = (connect_timeout, read_timeout)
+        self.session = requests.Session()  # one connection to the phone, kept between sends
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """One call to the phone; an unreachable phone is a transient TransportError."""
         try:
-            return requests.request(method, self.base + path, auth=self.auth,
-                                    timeout=self.timeout, **kwargs)
+            return self.session.request(method, self.base + path, auth=self.auth,
+                                        timeout=self.timeout, **kwargs)
         except requests.Timeout:
             raise TransportError("the phone did not answer in time", permanent=False,
                                  code="timeout") from None
