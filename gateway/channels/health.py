@@ -1,7 +1,7 @@
 """Each sender's state, its sends against its caps, its backlog: what /healthz and `hotline channels` show.
 
 A sender's state is read where the send path keeps it, never worked out again here: its
-outage (workers.messages.Gate: a probe, or between probes), its caps' counts (gateway.caps),
+outage (gateway.outage.Gate: a probe, or between probes), its caps' counts (gateway.caps),
 its channel's health (channels.state), and for a phone or a modem their own reports.
 """
 

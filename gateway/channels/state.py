@@ -1,4 +1,4 @@
-"""How each channel has been doing lately, kept in Redis: what /healthz shows and the fallback decides on."""
+"""How each sender has been doing lately (failures in a row, last error, inbox reads), kept in Redis."""
 
 from __future__ import annotations
 
