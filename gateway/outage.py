@@ -3,8 +3,8 @@
 After a transient failure (refused, timed out, 429, 5xx) a sender is in outage with the
 message that failed as its probe. Between probes (the probe went on through another sender)
 the probe is "" and the next message routed there after `next` becomes it (times by the Redis
-server's clock, which every worker shares). Messages that no
-sender can take park in the held set of the first sender they wait on. The first success
+server's clock, which every worker shares). Messages that no sender can take park in the held
+set of the first sender they wait on. The first success
 through a sender ends its outage (workers.messages). Every change is one Lua script, so
 none races; the send path, the sweeper and every health report read this one state.
 """

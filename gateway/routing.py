@@ -3,9 +3,10 @@
 The order a message tries the pool in: a reply goes back through the sender the text came in
 by; then the senders serving the recipient's village, then its town; then every other sender;
 standby senders last. A sender is passed over while it is failing, while its quiet hours
-hold a notice, or while its caps have no room; the first that has room counts the send
-(caps.take) and carries it. When none can, the message waits for the soonest room and the
-choice says why, which `hotline messages list` and the dashboard show.
+hold a notice, or while it has no room (its caps, or a turn more than caps.WITHIN seconds
+off); the first that has room books the send and carries it. When none has, the message is
+booked for the soonest turn with room, and the choice says why it waits, which `hotline
+messages list` shows; with every sender it may use failing, it parks until one is back.
 """
 
 from __future__ import annotations

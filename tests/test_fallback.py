@@ -17,6 +17,7 @@ from gateway.channels.gammu.transport import GammuChannel
 from gateway.channels.state import read
 from gateway.context import Hotline
 from gateway.outage import Gate
+from gateway.store import KEYS
 from tests.conftest import GRID_WORKER, LEADER, VOLUNTEER, VOLUNTEER2
 from tests.fake_android import FakePhone, run_due
 from workers import runtime
@@ -82,18 +83,28 @@ def test_while_twilio_is_unreachable_the_modem_carries_every_message(
 
 def test_the_channel_is_tried_again_after_the_backoff_and_takes_over_when_back(
         sample: Hotline, spool: Path, phone: FakePhone) -> None:
+    # The backoff is a minute here, so that a slow machine never sees it pass by itself; the
+    # test says when it has passed (the outage's next probe time, set to now).
     hl = use(sample, sms_channel="android", android_gateway_url=phone.url,
              android_gateway_user=phone.user, android_gateway_password=phone.password,
-             sms_fallback="gammu", gammu_spool=spool, retry_first=1, retry_max=2)
+             sms_fallback="gammu", gammu_spool=spool, retry_first=60, retry_max=600)
+
+    def backoff_passes() -> None:
+        next_probe = Gate(hl, "android").next_probe()
+        assert next_probe is not None and next_probe - time.time() > 50  # a minute's backoff
+        hl.r.hset(KEYS.gate("android"), "next", "0")
+
     phone.stop()
     assert sent_through(hl, LEADER) == ("gammu", "sending")  # the phone failed: the modem took it
     assert sent_through(hl, GRID_WORKER) == ("gammu", "sending")  # no probe due: not even tried
     assert read(hl, "android").failures == 1
-    time.sleep(1.1)
-    assert sent_through(hl, VOLUNTEER) == ("gammu", "sending")  # the probe fails: 2 s to the next
+    backoff_passes()
+    assert sent_through(hl, VOLUNTEER) == ("gammu", "sending")  # the probe fails: twice as long
     assert read(hl, "android").failures == 2
+    next_probe = Gate(hl, "android").next_probe()
+    assert next_probe is not None and next_probe - time.time() > 110
     phone.start()
-    time.sleep(2.1)
+    backoff_passes()
     assert sent_through(hl, VOLUNTEER) == ("android", "sending")  # the probe finds the phone back
     assert sent_through(hl, VOLUNTEER2) == ("android", "sending")
     assert read(hl, "android").failures == 0 and len(phone.accepted) == 2

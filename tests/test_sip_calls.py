@@ -356,3 +356,37 @@ def test_eight_calls_at_once_over_two_addresses_each_make_their_ticket_with_clea
         for peer in peers:
             peer.close()
         web.down()
+
+
+def test_an_engine_that_dies_is_started_again_and_the_other_addresses_engine_goes_on(
+        sample: Hotline, tmp_path: Path) -> None:
+    # A crash in one engine (here a SIGKILL) must not end the calls on the other address.
+    ports = [free_port(), free_port()]
+    rtp = free_range(20)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "TWILIO_"))}
+    env.update({"REDIS_URL": sample.url, "HOTLINE_DATA_DIR": str(sample.settings.data_dir),
+                "HOTLINE_PUBLIC_URL": "http://127.0.0.1:9", "HOTLINE_SMS_CHANNEL": "outbox",
+                "HOTLINE_SIP_LISTEN": ",".join(f"127.0.0.1:{p}" for p in ports),
+                "HOTLINE_SIP_PEERS": GATEWAY, "HOTLINE_SIP_RTP_PORTS": f"{rtp}-{rtp + 19}"})
+    log = tmp_path / "sip.log"
+    with open(log, "wb") as log_file:
+        supervisor = subprocess.Popen([sys.executable, "-m", "gateway.cli", "sip"], env=env,
+                                      start_new_session=True, stdout=subprocess.DEVNULL,
+                                      stderr=log_file)
+
+    def engines() -> list[int]:
+        children = Path(f"/proc/{supervisor.pid}/task/{supervisor.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+    try:
+        wait_until(lambda: log.read_text().count("SIP agent on") == 2, timeout=60)
+        first, second = engines()
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: log.read_text().count("SIP agent on") == 3, timeout=60)
+        assert "process 1 stopped (signal 9); starting it again" in log.read_text()
+        now = engines()
+        assert second in now and first not in now and len(now) == 2  # the other never stopped
+        assert supervisor.poll() is None
+    finally:
+        os.killpg(supervisor.pid, signal.SIGTERM)
+        supervisor.wait(timeout=30)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -69,10 +71,14 @@ def sip(web: str, only: int) -> None:
             "the SIP stack is not installed: pip install 'hotline[sip]' (PJSIP's pjsua2)") from None
     if len(addresses) > 1 and only < 0:
         # pjsua is one per process: an engine process per address, supervised here.
+        # An engine that dies is started again alone: the other addresses' calls go on.
         extra = ["--web", web] if web else []
-        _supervise([subprocess.Popen([sys.executable, "-m", "gateway.cli", "sip", *extra,
-                                      "--address", str(i)], start_new_session=True)
-                    for i in range(len(addresses))])
+
+        def engine(i: int) -> subprocess.Popen[bytes]:
+            return subprocess.Popen([sys.executable, "-m", "gateway.cli", "sip", *extra,
+                                     "--address", str(i)], start_new_session=True)
+
+        _supervise([engine(i) for i in range(len(addresses))], restart=engine)
         return
     if not -1 <= only < len(addresses):
         raise click.ClickException(f"--address {only}: HOTLINE_SIP_LISTEN has {len(addresses)}")
@@ -81,6 +87,8 @@ def sip(web: str, only: int) -> None:
     from gateway.sip.agent import Agent
 
     setup(default="INFO")
+    # A crash inside the SIP stack (native code) leaves no Python traceback: say where it was.
+    faulthandler.enable()
     agent = Agent(settings(), sip_settings, web_url=web or None)
 
     def stop(signum: int, frame: object) -> None:
@@ -175,8 +183,10 @@ def _first_admin() -> str | None:
     return accounts.ensure_first_admin(hotline())
 
 
-def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
-    """Wait until a signal or a child's death, then stop every child."""
+def _supervise(children: list[subprocess.Popen[bytes]],
+               restart: Callable[[int], subprocess.Popen[bytes]] | None = None) -> None:
+    """Wait until a signal or a child's death, then stop every child; with `restart`, a child
+    that dies is started again in its place (restart(its index)) and the others go on."""
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -186,8 +196,17 @@ def _supervise(children: list[subprocess.Popen[bytes]]) -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     while not stopping:
-        if any(c.poll() is not None for c in children):
-            click.echo("hotline: a process stopped; stopping the others", err=True)
+        dead = [(i, c) for i, c in enumerate(children) if c.poll() is not None]
+        for i, child in dead:
+            code = child.returncode
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            if restart is None:
+                click.echo(f"hotline: a process stopped ({how}); stopping the others", err=True)
+                break
+            click.echo(f"hotline: process {i + 1} stopped ({how}); starting it again", err=True)
+            time.sleep(1)  # a process that dies at once does not spin
+            children[i] = restart(i)
+        if dead and restart is None:
             break
         time.sleep(0.2)
     for child in children:
