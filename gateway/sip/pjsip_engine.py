@@ -12,6 +12,7 @@ import ctypes
 import gc
 import logging
 import re
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,11 @@ def caller_of(message: str, from_uri: str) -> str:
 # wheel (pjsua2-python 2.15): more calls at once are more addresses (HOTLINE_SIP_LISTEN), an
 # engine process each, or a pjsua2 built with a larger PJSUA_MAX_CALLS (README, "Voice over SIP").
 ASKED_CALLS = 32
+# Seconds a player (or call) let go of is kept before Python destroys it. PJSIP 2.14+ takes
+# a port out of the bridge on the media clock's thread, later; a player destroyed before
+# that can still reach its end there and call back into freed memory (seen: a segfault in
+# AudioMediaPlayer::eof_cb on a loaded machine, the engine and its four calls gone).
+GRACE = 2.0
 
 
 def _max_calls() -> int:
@@ -125,7 +131,8 @@ class PjsipEngine:
         self.key_handler: Callable[[str, str], None] = lambda _c, _k: None
         self.hangup_handler: Callable[[str], None] = lambda _c: None
         self.calls: dict[str, _Call] = {}
-        self._gone: list[Any] = []  # pjsua objects let go of outside their own callbacks
+        # pjsua objects let go of outside their own callbacks, with when: kept GRACE seconds.
+        self._gone: list[tuple[float, Any]] = []
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         cfg = pj.EpConfig()
@@ -197,7 +204,7 @@ class PjsipEngine:
         if call.player is not None:
             if call.media is not None and not call.ended:
                 _let_go(call.player.stopTransmit, call.media)
-            self._gone.append(call.player)
+            self._gone.append((time.monotonic(), call.player))
             call.player = None
 
     def record(self, call_id: str, wav: Path) -> None:
@@ -239,7 +246,9 @@ class PjsipEngine:
 
     def run_once(self, timeout_ms: int) -> None:
         self.ep.libHandleEvents(timeout_ms)
-        self._gone.clear()
+        if self._gone and self._gone[0][0] < time.monotonic() - GRACE:
+            cutoff = time.monotonic() - GRACE
+            self._gone = [(at, obj) for at, obj in self._gone if at >= cutoff]
 
     def close(self) -> None:
         # Players, recorders and calls must go before the library: a pjsua2 object destroyed
@@ -253,6 +262,9 @@ class PjsipEngine:
                 break
             self.ep.libHandleEvents(10)
         self.calls.clear()
+        deadline = time.monotonic() + GRACE
+        while self._gone and time.monotonic() < deadline:  # the bridge's queued removals first
+            self.ep.libHandleEvents(20)
         self._gone.clear()
         gc.collect()
         self.account.shutdown()
@@ -272,5 +284,5 @@ class PjsipEngine:
         self.stop_recording(call_id)
         call = self.calls.pop(call_id, None)
         if call is not None:
-            self._gone.append(call)
+            self._gone.append((time.monotonic(), call))
         self.hangup_handler(call_id)
