@@ -233,8 +233,11 @@ def test_an_admin_records_the_mongolian_menu_on_the_page_and_bater_hears_it(
     b.find_element(By.LINK_TEXT, "录音").click()
     Select(b.find_element(By.NAME, "language")).select_by_visible_text("蒙古语")
     b.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-    row = until(b, lambda d: d.find_element(By.ID, "prompt-menu"), "the menu's row")
-    assert "送药请按1" in row.text and "没有录音" in row.text
+    # The row is on the page before the filter too: wait for the Mongolian page's own row.
+    shown = until(b, lambda d: "language=mn" in d.current_url
+                  and d.find_element(By.ID, "prompt-menu").text, "the Mongolian menu's row")
+    assert "送药请按1" in shown and "没有录音" in shown
+    row = b.find_element(By.ID, "prompt-menu")
     row.find_element(By.NAME, "file").send_keys(str(encoded(tmp_path / "menu.m4a")))
     row.find_element(By.CSS_SELECTOR, "form.upload button").click()
     until(b, text_shown(b, ".flash", "menu 的录音已保存"), "the upload kept")
