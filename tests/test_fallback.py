@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway import messages
+from gateway import messages, pacing
 from gateway.app import create_app
 from gateway.channels import get_channel
 from gateway.channels.android.transport import AndroidChannel
@@ -89,20 +88,26 @@ def test_the_channel_is_tried_again_after_the_backoff_and_takes_over_when_back(
              android_gateway_user=phone.user, android_gateway_password=phone.password,
              sms_fallback="gammu", gammu_spool=spool, retry_first=60, retry_max=600)
 
-    def backoff_passes() -> None:
+    def failing_for(backoff: float, since: float) -> None:
+        """The next probe is `backoff` after the failure, which came after `since`."""
         next_probe = Gate(hl, "android").next_probe()
-        assert next_probe is not None and next_probe - time.time() > 50  # a minute's backoff
+        assert next_probe is not None
+        assert since + backoff <= next_probe <= pacing.server_now(hl) + backoff
+
+    def backoff_passes() -> None:
         hl.r.hset(KEYS.gate("android"), "next", "0")
 
     phone.stop()
+    before = pacing.server_now(hl)
     assert sent_through(hl, LEADER) == ("gammu", "sending")  # the phone failed: the modem took it
+    failing_for(60, before)
     assert sent_through(hl, GRID_WORKER) == ("gammu", "sending")  # no probe due: not even tried
     assert read(hl, "android").failures == 1
     backoff_passes()
+    before = pacing.server_now(hl)
     assert sent_through(hl, VOLUNTEER) == ("gammu", "sending")  # the probe fails: twice as long
     assert read(hl, "android").failures == 2
-    next_probe = Gate(hl, "android").next_probe()
-    assert next_probe is not None and next_probe - time.time() > 110
+    failing_for(120, before)
     phone.start()
     backoff_passes()
     assert sent_through(hl, VOLUNTEER) == ("android", "sending")  # the probe finds the phone back
