@@ -50,6 +50,13 @@ LIVE = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFE
 HAND_OVER_BATCH = 5  # new tickets per offer job when many wait at once
 
 
+def periods(hl: Hotline) -> tuple[float, float]:
+    """(alive TTL, sweep period): a third of HOTLINE_SWEEP_AFTER each, so a worker that died
+    is noticed, and its job running again, within HOTLINE_SWEEP_AFTER seconds."""
+    third = max(1.0, hl.settings.sweep_after / 3)
+    return third, third
+
+
 def job_alive(hl: Hotline, job_id: str) -> bool:
     """Whether the job will still run: queued, scheduled, running or waiting on another."""
     try:

@@ -80,6 +80,19 @@ def carried(hl: Hotline, queued: list[messages.Message]) -> Counter[str]:
     return Counter(r.channel for r in records if r is not None and r.provider_id)
 
 
+def not_carried(hl: Hotline, queued: list[messages.Message]) -> str:
+    """The records of `queued` no sender carried yet: what a failed wait shows."""
+    records = [messages.get(hl, m.id) for m in queued]
+    return "\n".join(f"{r.id} {r.status} via={r.channel} attempts={r.attempts} waiting={r.waiting!r}"
+                     for r in records if r is not None and not r.provider_id)
+
+
+def listening(folder: Path) -> int:
+    """How many of the workers logging into `folder` have said they listen on the queue."""
+    return sum("Listening on" in log.read_text(errors="replace")
+               for log in folder.glob("worker-*.log"))
+
+
 def drain_until(hl: Hotline, done: object, timeout: float) -> None:
     """Run due jobs (as `hotline worker --burst` would) until `done()` or the timeout."""
     deadline = time.monotonic() + timeout
@@ -273,7 +286,11 @@ def test_a_phone_a_real_modem_and_twilio_carry_a_notice_once_each_though_a_worke
             os.killpg(first.pid, signal.SIGKILL)  # a power cut in the middle of the notice
             first.wait()
             workers.append(start_worker(env, tmp_path))
-            wait_until(lambda: sum(carried(hl, queued).values()) == len(queued), timeout=60)
+            wait_until(lambda: listening(tmp_path) == 2, timeout=60)  # the minute counts from here
+            try:
+                wait_until(lambda: sum(carried(hl, queued).values()) == len(queued), timeout=60)
+            except AssertionError as late:
+                raise AssertionError(f"{late}\n{not_carried(hl, queued)}") from None
             wait_until(lambda: not list((smsd.spool / "outbox").glob("OUT*")), timeout=30)
         finally:
             stop_workers(workers)

@@ -261,6 +261,19 @@ def test_the_sweeper_requeues_a_failed_job_still_worth_doing(hl: Hotline, fake: 
     assert (record(hl, message.id).status, fake.accepted_to()) == ("sent", [VOLUNTEER])
 
 
+def test_a_text_whose_worker_died_between_taking_and_starting_its_job_goes_once(
+        hl: Hotline, fake: FakeTwilio) -> None:
+    message = messages.queue_sms(hl, VOLUNTEER, "通知：明天接种", kind="notice")
+    queue = hl.queue
+    hl.rq.lmove(queue.key, queue.intermediate_queue_key)  # a worker's BLMOVE; then SIGKILL
+    assert queue.count == 0
+    assert sweeper.sweep_once(hl).abandoned == 0  # seen once: its worker may be starting it
+    assert sweeper.sweep_once(hl, now=time.time() + 2).abandoned == 1  # past the alive TTL
+    assert hl.rq.llen(queue.intermediate_queue_key) == 0 and queue.count == 1
+    drain(hl)
+    assert (record(hl, message.id).status, fake.accepted_to()) == ("sent", [VOLUNTEER])
+
+
 def test_the_sweeper_offers_a_ticket_left_new(sample: Hotline, fake: FakeTwilio) -> None:
     ticket = tickets.open_ticket(sample, RESIDENT, "medicine", "sms", notify=False)
     assert sweeper.sweep_once(sample, now=time.time() + 4).tickets == 1

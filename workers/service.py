@@ -27,7 +27,7 @@ from rq import SimpleWorker
 
 from gateway import jobs
 from gateway.context import QUEUE, Hotline
-from gateway.jobs import WORKER_PREFIX, hand_over_new_tickets, move_due_jobs
+from gateway.jobs import WORKER_PREFIX, hand_over_new_tickets, move_due_jobs, periods
 from gateway.lua import Script
 from gateway.store import KEYS, connect
 from workers import runtime
@@ -41,13 +41,6 @@ TICK = 0.025
 
 _LEAD = Script(__name__, "lead")
 _RESIGN = Script(__name__, "resign")
-
-
-def periods(hl: Hotline) -> tuple[float, float]:
-    """(alive TTL, sweep period): a third of HOTLINE_SWEEP_AFTER each, so a worker that died
-    is noticed, and its job running again, within HOTLINE_SWEEP_AFTER seconds."""
-    third = max(1.0, hl.settings.sweep_after / 3)
-    return third, third
 
 
 def worker_name() -> str:

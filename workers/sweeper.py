@@ -6,7 +6,9 @@ its retries. Each worker's ticker (workers.service) enqueues this sweep every th
 HOTLINE_SWEEP_AFTER. A sweep:
 
 1. puts back on the queue, at the front, every job that was running on a hotline worker
-   whose alive key has lapsed (a job that keeps killing its worker fails after three tries);
+   whose alive key has lapsed (a job that keeps killing its worker fails after three tries),
+   and every job a worker took off the queue but died before starting (RQ's own cleanup
+   of those waits for its maintenance, every ten minutes);
 2. requeues failed jobs that are still worth doing (younger than HOTLINE_RETRY_FOR, and not
    sooner than HOTLINE_RETRY_MAX after their last failure); a message too old is given up
    and marked failed, so nothing fails silently;
@@ -31,7 +33,7 @@ from rq.utils import parse_composite_key
 
 from gateway import clock, jobs, messages, pacing
 from gateway.context import Hotline
-from gateway.jobs import WORKER_PREFIX, job_alive
+from gateway.jobs import WORKER_PREFIX, job_alive, periods
 from gateway.messages import Message
 from gateway.outage import Gate, in_outage
 from gateway.phones import mask
@@ -63,6 +65,7 @@ def sweep_once(hl: Hotline, now: float | None = None) -> Report:
     now = clock.timestamp() if now is None else now
     report = Report()
     requeue_abandoned(hl, report)
+    requeue_dropped(hl, now, report)
     retry_failed(hl, now, report)
     keep_gates_probing(hl, now, report)
     resend_stuck_messages(hl, now, report)
@@ -111,6 +114,34 @@ def requeue_abandoned(hl: Hotline, report: Report) -> None:
         with hl.rq.pipeline() as pipe:
             pipe.multi()  # one transaction: off the started registry and on the queue
             pipe.zrem(registry.key, composite)
+            hl.queue.enqueue_job(job, pipeline=pipe, at_front=True)
+            pipe.execute()
+        report.abandoned += 1
+
+
+def requeue_dropped(hl: Hotline, now: float, report: Report) -> None:
+    """Jobs a worker moved off the queue (RQ's intermediate list) and died before starting:
+    seen there, not started, for longer than a worker's alive TTL, they go back at the front.
+    A worker that is only slow would start the job twice: every job is safe to run twice."""
+    waiting = hl.queue.intermediate_queue
+    started = StartedJobRegistry(queue=hl.queue)
+    for job_id in waiting.get_job_ids():
+        if job_id in started or waiting.set_first_seen(job_id):
+            continue  # running, or seen for the first time (RQ's own mark, shared with its cleanup)
+        first = waiting.get_first_seen(job_id)
+        if first is None or now - first.timestamp() < periods(hl)[0]:
+            continue
+        try:
+            job = Job.fetch(job_id, connection=hl.rq)
+        except NoSuchJobError:
+            waiting.remove(job_id)
+            continue
+        log.warning("job %s: its worker took it and died before starting it; queueing it again",
+                    job_id)
+        with hl.rq.pipeline() as pipe:
+            pipe.multi()
+            pipe.lrem(waiting.key, 1, job_id)
+            pipe.delete(waiting.get_first_seen_key(job_id))
             hl.queue.enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
         report.abandoned += 1
