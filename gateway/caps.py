@@ -26,7 +26,6 @@ from gateway.store import KEYS
 # another whose turn is sooner rather than queue behind a notice's backlog there.
 WITHIN = 10.0
 
-_TAKE = Script(__name__, "take")
 _BOOK = Script(__name__, "book")
 
 
@@ -56,28 +55,25 @@ def _limits(hl: Hotline, sender: Sender) -> list[tuple[float, int]]:
 
 
 def _caps(hl: Hotline, sender: Sender) -> list[list[float]]:
-    return [[window + margin(window), most] for window, most in _limits(hl, sender)]
-
-
-def take(hl: Hotline, sender: Sender, member: str) -> float:
-    """Count one send now (`member`, the message's id) if the sender has room: 0.0; else the
-    seconds until it has. A member counted before is not counted again."""
-    caps = _caps(hl, sender)
-    if not caps:
-        return 0.0
-    return float(_TAKE(hl.r, sent=KEYS.sent(sender.name), member=member, caps=caps))
+    """[window counted, most, kept from notices] for each cap."""
+    return [[window + margin(window), most, sender.kept(most)]
+            for window, most in _limits(hl, sender)]
 
 
 def book(hl: Hotline, sender: Sender, member: str, *, pace: str, rate: float,
-         later: bool = False) -> Booking:
+         later: bool = False, bulk: bool = False) -> Booking:
     """The sender's next turn (paced at `rate`, by the key `pace`) with room under its caps,
     the send counted at that turn, if it is within WITHIN seconds; else how long until it
-    would be. With `later`, the first turn with room however far off (always a slot)."""
+    would be. With `later`, the first turn with room however far off (always a slot).
+
+    A `bulk` send (a notice) queues at the end of the line and leaves each cap's reserve
+    (Sender.kept); any other goes ahead of the notices' turns (caps.book.lua)."""
     gap = pacing.interval(rate)
     keep = max(windows(hl).values())
     kind, value, *why = _BOOK(hl.r, sent=KEYS.sent(sender.name), next_slot=pacing.next_key(pace),
-                              member=member, caps=_caps(hl, sender), gap=gap, later=int(later),
-                              within=WITHIN, keep=keep + margin(keep))
+                              bulk=KEYS.bulk(sender.name), member=member, caps=_caps(hl, sender),
+                              gap=gap, later=int(later), within=WITHIN, keep=keep + margin(keep),
+                              lane="bulk" if bulk else "urgent")
     if kind == "slot":
         return Booking(float(value))
     return Booking(None, float(value), full=why == ["cap"])
@@ -94,6 +90,7 @@ def late(hl: Hotline, sender: Sender, turn: float) -> bool:
 def release(hl: Hotline, sender: Sender, member: str) -> None:
     """Uncount a booked send that did not go at its turn (it is booked again)."""
     hl.r.zrem(KEYS.sent(sender.name), member)
+    hl.r.zrem(KEYS.bulk(sender.name), member)
 
 
 def counts(hl: Hotline, sender: Sender) -> dict[str, int]:

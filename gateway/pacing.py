@@ -6,7 +6,8 @@ by the Redis server's clock so that workers on several machines agree:
 - ``reserve`` hands out the next free slot: the sender's slots are one interval apart, in the
   order jobs asked for them, so a backlog drains oldest first.
 - ``claim`` is asked just before the provider is called: it lets a send through only at or
-  after its slot and at least one interval after the sender's previous send, and records it.
+  after its slot and at least one interval after the sender's previous send, and records it;
+  a send whose booked turn an offer took (caps.book) learns its new turn there instead.
 
 A send whose turn is far off does not wait in a worker: the job re-enqueues itself for its
 slot (see workers.messages). The interval carries a small margin so that jitter between
@@ -55,10 +56,23 @@ def reserve(hl: Hotline, sender: str, rate: float | None = None) -> float:
     return float(_RESERVE(hl.r, next_slot=next_key(sender), gap=gap))
 
 
-def claim(hl: Hotline, sender: str, slot: float, rate: float | None = None) -> float:
-    """0 when the send may go now (and it is counted); else the seconds to wait first."""
+class Moved(Exception):
+    """A send's booked turn was given to an offer; the send is booked at `turn` instead."""
+
+    def __init__(self, turn: float) -> None:
+        super().__init__(f"booked again at {turn}")
+        self.turn = turn
+
+
+def claim(hl: Hotline, sender: str, slot: float, rate: float | None = None, *,
+          sent: str = "", member: str = "") -> float:
+    """0 when the send may go now (and it is counted); else the seconds to wait first.
+    With `sent` and `member` (its caps' count: caps.book), Moved if its turn was given away."""
     gap = interval(hl.settings.sms_rate if rate is None else rate)
-    if not gap:
+    if not gap and not member:
         return 0.0
-    return max(0.0, float(_CLAIM(hl.r, last_send=KEYS.rate(f"sms:{sender}", "last"), gap=gap,
-                                  slot=slot)))
+    answer = _CLAIM(hl.r, last_send=KEYS.rate(f"sms:{sender}", "last"), sent=sent or "-",
+                    gap=gap, slot=slot, member=member)
+    if isinstance(answer, list):
+        raise Moved(float(answer[1]))
+    return max(0.0, float(answer))

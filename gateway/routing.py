@@ -15,8 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import time
 
-from gateway import caps
-from gateway.context import Hotline
 from gateway.senders import Sender
 
 NOTICE = "notice"  # the one purpose that quiet hours hold back (offers and replies go)
@@ -57,20 +55,14 @@ def order(pool: Sequence[Sender], recipient: Recipient, received_by: str = "") -
     return sorted(pool, key=rank)  # sorted() is stable: the file's order within each rank
 
 
-def choose(hl: Hotline, pool: Sequence[Sender], message_id: str, recipient: Recipient, *,
-           purpose: str, local_time: time, failing: Callable[[Sender], bool],
-           received_by: str = "", book: Callable[[Sender, bool], tuple[float, str]] | None = None
-           ) -> Choice:
+def choose(pool: Sequence[Sender], recipient: Recipient, *, purpose: str, local_time: time,
+           failing: Callable[[Sender], bool], book: Callable[[Sender, bool], tuple[float, str]],
+           received_by: str = "") -> Choice:
     """The first sender in `order` that can carry the message now, its send counted by
     `book(sender, later)`: (0.0, "") booked; else the seconds until the sender has room and
-    why ("at its cap", "busy": its turn is far off); default caps.take, which books nothing
-    later. When every sender it may use is at its cap, the
-    message is booked for the soonest room (`later`), through the sender that has it first,
-    and the choice says why it waits."""
-    def take(sender: Sender, later: bool) -> tuple[float, str]:
-        return (caps.take(hl, sender, message_id) if not later else -1.0), "at its cap"
-
-    book = book or take
+    why ("at its cap", "busy": its turn is far off). When every sender it may use is at its
+    cap or busy, the message is booked for the soonest room (`later`), through the sender
+    that has it first, and the choice says why it waits."""
     waits: list[tuple[float, str]] = []
     failed: list[Sender] = []
     full: list[tuple[float, Sender]] = []

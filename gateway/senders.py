@@ -9,6 +9,7 @@ standby). A wrong file stops start-up with one line naming the sender and the ke
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ CONNECTION: dict[str, dict[str, str]] = {
 }
 REQUIRED = {"android": ("url",), "gammu": ("spool",), "twilio": ("account_sid", "auth_token_file"),
             "outbox": ()}
-COMMON = ("name", "kind", "villages", "towns", "rate", "per_hour", "per_day", "quiet", "standby")
+COMMON = ("name", "kind", "villages", "towns", "rate", "per_hour", "per_day", "reserve", "quiet",
+          "standby")
+RESERVE = 0.05  # of each cap, kept from notices for offers, replies and codes
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}\Z")
 _QUIET = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)\Z")
 
@@ -52,8 +55,16 @@ class Sender:
     rate: float = 1.0            # messages per second; 0: unpaced
     per_hour: int | None = None  # caps, over any hour and any 24 hours
     per_day: int | None = None
+    reserve: float = RESERVE     # the share of each cap notices leave to the help texts
     quiet: tuple[time, time] | None = None  # notices wait in these hours (may span midnight)
     standby: bool = False        # used only when no other sender can carry a message
+
+    def kept(self, most: int) -> int:
+        """How many of a cap of `most` sends notices leave to the help texts: `reserve` of it,
+        at least one, and never the whole cap."""
+        if self.reserve <= 0:
+            return 0
+        return min(most - 1, max(1, math.ceil(most * self.reserve)))
 
     def serves(self, village: str, town: str) -> bool:
         """Whether this sender serves the recipient's village (or town) first."""
@@ -136,6 +147,7 @@ def _sender(table: Any, number: int, folder: Path) -> Sender:
                   rate=_number(where, "rate", table.get("rate", 1.0), minimum=0),
                   per_hour=_cap(where, "per_hour", table.get("per_hour")),
                   per_day=_cap(where, "per_day", table.get("per_day")),
+                  reserve=_share(where, table.get("reserve", RESERVE)),
                   quiet=_quiet(where, table.get("quiet")),
                   standby=_flag(where, "standby", table.get("standby", False)))
 
@@ -172,6 +184,14 @@ def _number(where: str, key: str, value: Any, *, minimum: float) -> float:
         raise ConfigError(VARIABLE, f"{where}: {key} must be a number of at least {minimum}, "
                                     f"got {value!r}")
     return float(value)
+
+
+def _share(where: str, value: Any) -> float:
+    share = _number(where, "reserve", value, minimum=0)
+    if share > 0.5:
+        raise ConfigError(VARIABLE, f"{where}: reserve is a share of each cap, from 0 to 0.5, "
+                                    f"got {value!r}")
+    return share
 
 
 def _cap(where: str, key: str, value: Any) -> int | None:

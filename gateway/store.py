@@ -41,6 +41,7 @@ key                                 type     holds
 {p}channel:{name}                   hash     a channel's health: consecutive failures, last error, poll cursor
 {p}rate:{name}:{window}             string   counters for pacing and inbound limits (TTL)
 {p}sent:{sender}                    zset     message ids a sender's caps counted, by send time (a day)
+{p}sent:{sender}:bulk               zset     the notices among them, by their booked turn
 {p}ticket:{code}:messages           hash     purpose (offer:<round>:<e164>, remind:<at>) -> message id: claims
 {p}alive:{worker}                   string   a hotline worker is alive (TTL, refreshed by its ticker)
 {p}gate:{channel}                   hash     a channel in outage: probe message id, since, failures
@@ -214,6 +215,10 @@ class Keys:
     def sent(self, sender: str) -> str:
         """When each send a sender's caps count went (caps.py)."""
         return f"{self.prefix}sent:{sender}"
+
+    def bulk(self, sender: str) -> str:
+        """Which of a sender's booked turns are notices' (an offer may take one: caps.py)."""
+        return f"{self.prefix}sent:{sender}:bulk"
 
     def parts(self, mid: str) -> str:
         """A long text's parts reported delivered so far (the phone reports each part)."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import random
 import threading
-import time
 from datetime import time as clock_time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from gateway import caps, senders
+from gateway import caps, pacing, senders
 from gateway.context import Hotline
 from gateway.senders import Sender
 from gateway.settings import ConfigError, Settings
+from gateway.store import KEYS
 
 THREE = """
 [[sender]]
@@ -128,31 +130,42 @@ def short(hl: Hotline) -> Hotline:
     return hl.with_settings(hl.settings.with_overrides(cap_hour=1.0, cap_day=60.0))
 
 
-def test_a_sender_full_for_the_hour_says_when_it_has_room_again(hl: Hotline) -> None:
+def take(hl: Hotline, sender: Sender, member: str, *, bulk: bool = False) -> caps.Booking:
+    """A send counted against the sender's caps (unpaced: only the caps decide its turn)."""
+    return caps.book(hl, sender, member, pace=sender.name, rate=0.0, bulk=bulk)
+
+
+def test_a_sender_full_for_the_hour_books_the_next_send_when_it_has_room_again(hl: Hotline) -> None:
     hl = short(hl)
-    card = Sender("card", "outbox", per_hour=3, per_day=5)
-    assert [caps.take(hl, card, f"m{i}") for i in range(3)] == [0.0, 0.0, 0.0]
-    wait = caps.take(hl, card, "m3")
-    assert 0.0 < wait <= 1.0 + caps.margin(1.0)
-    assert caps.counts(hl, card) == {"hour": 3, "day": 3}
-    time.sleep(wait + 0.05)
-    assert caps.take(hl, card, "m3") == 0.0
-    assert caps.take(hl, card, "m3") == 0.0  # a retry of a counted send: not twice
+    card = Sender("card", "outbox", per_hour=3, per_day=5, reserve=0)
+    now = pacing.server_now(hl)
+    assert all(take(hl, card, f"m{i}").slot == pytest.approx(now, abs=5) for i in range(3))
+    first = min(score for _, score in hl.r.zrange(KEYS.sent("card"), 0, -1, withscores=True))
+    fourth = take(hl, card, "m3").slot
+    # when the first of the three leaves the (counted) hour, not before
+    assert fourth is not None and fourth > first + 1.0 + caps.margin(1.0)
+    assert caps.counts(hl, card) == {"hour": 4, "day": 4}  # counted at its turn, a moment ahead
+    assert take(hl, card, "m3").slot is not None  # a retry of a counted send: not twice
     assert caps.counts(hl, card)["day"] == 4
 
 
 def test_the_day_cap_holds_after_the_hour_has_room(hl: Hotline) -> None:
     hl = short(hl)
-    card = Sender("card", "outbox", per_hour=2, per_day=3)
-    assert [caps.take(hl, card, f"m{i}") for i in range(2)] == [0.0, 0.0]
-    wait = caps.take(hl, card, "m2")  # the "hour" is full: room when it passes
-    assert 0.0 < wait <= 1.0 + caps.margin(1.0)
-    time.sleep(wait + 0.05)
-    assert caps.take(hl, card, "m2") == 0.0
-    # The third of the "day": the hour has room (1 of 2), so what holds the next is the day.
-    assert caps.counts(hl, card) == {"hour": 1, "day": 3}
-    assert caps.take(hl, card, "m3") > 0.0
-    assert caps.counts(hl, card) == {"hour": 1, "day": 3}
+    card = Sender("card", "outbox", per_hour=2, per_day=3, reserve=0)
+    assert all(take(hl, card, f"m{i}").slot is not None for i in range(3))  # the third: next hour
+    held = take(hl, card, "m3")  # the "day" (a minute here) is full: its room is far off
+    assert held.slot is None and held.full and held.wait > caps.WITHIN
+    assert caps.counts(hl, card)["day"] == 3
+
+
+def test_notices_leave_part_of_each_cap_to_the_help_texts(hl: Hotline) -> None:
+    card = Sender("card", "outbox", per_hour=20)  # the default reserve: 5%, here one text
+    assert card.kept(20) == 1 and card.kept(1) == 0 and Sender("x", "outbox", reserve=0.2).kept(20) == 4
+    assert all(take(hl, card, f"n{i}", bulk=True).slot is not None for i in range(19))
+    notice = take(hl, card, "n19", bulk=True)
+    assert notice.slot is None and notice.full  # the twentieth is not a notice's
+    assert take(hl, card, "offer1").slot is not None  # an offer has it
+    assert take(hl, card, "offer2").slot is None and caps.counts(hl, card)["hour"] == 20
 
 
 def test_no_cap_is_ever_exceeded_by_workers_racing(hl: Hotline) -> None:
@@ -163,7 +176,7 @@ def test_no_cap_is_ever_exceeded_by_workers_racing(hl: Hotline) -> None:
     def worker(n: int) -> None:
         own = Hotline(hl.settings, url=hl.url)  # a connection of its own, as a worker has
         for i in range(40):
-            if caps.take(own, card, f"w{n}-{i}") == 0.0:
+            if take(own, card, f"w{n}-{i}", bulk=i % 2 == 0).slot is not None:
                 with lock:
                     taken.append(f"w{n}-{i}")
 
@@ -175,10 +188,27 @@ def test_no_cap_is_ever_exceeded_by_workers_racing(hl: Hotline) -> None:
     assert len(taken) == 25 and caps.counts(hl, card)["hour"] == 25
 
 
+def test_offers_taking_notices_turns_never_break_the_rate_or_a_cap(hl: Hotline) -> None:
+    # Notices and offers booked in a random mix (some for the soonest room however far off):
+    # whatever the lanes did, the booked turns are one interval apart and no window is over.
+    hl = hl.with_settings(hl.settings.with_overrides(cap_hour=2.0, cap_day=60.0))
+    card = Sender("card", "outbox", per_hour=12, per_day=40, reserve=0.25)
+    gap = pacing.interval(20.0)
+    pick = random.Random(7)
+    for i in range(160):
+        caps.book(hl, card, f"m{i}", pace="card", rate=20.0, later=pick.random() < 0.3,
+                  bulk=pick.random() < 0.7)
+    turns = sorted(t for _, t in hl.r.zrange(KEYS.sent("card"), 0, -1, withscores=True))
+    assert len(turns) > 40
+    assert min(b - a for a, b in pairwise(turns)) >= gap - 1e-6
+    for window, most in ((2.0, 12), (60.0, 40)):
+        counted = window + caps.margin(window)
+        assert max(sum(1 for t in turns if end - counted < t <= end) for end in turns) <= most
+
+
 def test_a_sender_without_caps_is_never_held(hl: Hotline) -> None:
     free = Sender("free", "outbox")
-    assert all(caps.take(hl, free, f"m{i}") == 0.0 for i in range(50))
-    assert not hl.r.exists("hotline:sent:free") or caps.counts(hl, free)["hour"] == 0
+    assert all(take(hl, free, f"m{i}", bulk=i % 2 == 0).slot is not None for i in range(50))
 
 
 def test_the_example_file_in_deploy_loads(tmp_path: Path) -> None:

@@ -16,7 +16,9 @@ Between a queued message and the pool's senders (HOTLINE_CHANNELS_FILE, gateway.
   message, oldest first. Nothing is dropped meanwhile.
 - its turn: a slot per sender at its rate, booked with its caps (caps.book); a job whose turn
   is more than HOLD seconds away re-enqueues itself for that turn instead of occupying the
-  worker.
+  worker. Notices queue at the end of a sender's line and leave part of each cap; an offer,
+  a reply or a code goes ahead of them, taking a notice's turn if need be (that notice is
+  booked again at the end and its job learns so when it claims the turn).
 - a lookup, before any second attempt: if the provider already has the message (the worker
   died or timed out while the provider was answering), its id is recorded and nothing is
   sent again.
@@ -127,15 +129,14 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         # The turn is claimed last, with nothing between it and the request: a worker that
         # stalls after claiming sends late, and the sender's next text, on time, would land
         # closer than one interval to it at the provider.
-        while (wait := pacing.claim(hl, channel.sender, turn, _rate(sender))) > 0:
-            if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
-                # Not attempted after all: the record says so before the job is queued.
-                at = clock.local_iso(turn, hl.settings.tz) or ""
-                messages.update(hl, mid, status=message.status, attempts=message.attempts,
-                                waiting=route.why or f"its turn on {sender.name} at {at[11:19]}")
-                enqueue_send(hl, mid, slot=turn, at=pacing.server_now(hl) + wait)
-                return "paced"
-            time.sleep(wait)
+        try:
+            while (wait := pacing.claim(hl, channel.sender, turn, _rate(sender),
+                                        sent=KEYS.sent(sender.name), member=route.member)) > 0:
+                if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
+                    return _later(hl, message, route, turn, pacing.server_now(hl) + wait)
+                time.sleep(wait)
+        except pacing.Moved as moved:  # an offer took this notice's turn: it goes at its new one
+            return _later(hl, message, route, moved.turn, moved.turn)
         if caps.late(hl, sender, turn):
             # Counted at its turn, sent long after: booked again, so no window holds one too many.
             caps.release(hl, sender, route.member)
@@ -151,6 +152,15 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         return _transient(hl, message, exc, sender, channel, gate, inline)
     _accepted(hl, message, sender, channel, receipt, gate)
     return receipt.status
+
+
+def _later(hl: Hotline, message: Message, route: Route, turn: float, at: float) -> str:
+    """Not attempted after all (its turn is later): the record says so, then its job is queued."""
+    when = clock.local_iso(turn, hl.settings.tz) or ""
+    messages.update(hl, message.id, status=message.status, attempts=message.attempts,
+                    waiting=route.why or f"its turn on {route.sender.name} at {when[11:19]}")
+    enqueue_send(hl, message.id, slot=turn, at=at)
+    return "paced"
 
 
 @dataclass(frozen=True)
@@ -194,7 +204,7 @@ def _route(hl: Hotline, message: Message, slot: float | None) -> Route | str:
 
     def book(sender: Sender, later: bool) -> tuple[float, str]:
         booking = caps.book(hl, sender, member, pace=_channel(hl, sender).sender,
-                            rate=_rate(sender), later=later)
+                            rate=_rate(sender), later=later, bulk=message.kind == routing.NOTICE)
         if booking.slot is None:
             return max(booking.wait, 0.001), "at its cap" if booking.full else "busy"
         turns[sender.name] = booking.slot
@@ -202,8 +212,7 @@ def _route(hl: Hotline, message: Message, slot: float | None) -> Route | str:
 
     person = hl.ledger.person(message.to)
     choice = routing.choose(
-        hl, hl.pool, message.id,
-        Recipient(person.village, person.town) if person else Recipient(),
+        hl.pool, Recipient(person.village, person.town) if person else Recipient(),
         purpose=message.kind, local_time=datetime.now(hl.settings.tz).time(),
         failing=failing, received_by=message.via, book=book)
     for sender in claimed:

@@ -63,15 +63,21 @@ def _entry(hl: Hotline, sender: Sender, waiting: dict[tuple[str, str], int],
 
 
 def _state(hl: Hotline, sender: Sender, sent: dict[str, int]) -> str:
-    """ok; failing (in outage: probing, or when it is probed next); full (a cap reached)."""
+    """ok; failing (in outage: probing, or when it is probed next); full (a cap reached), or
+    full for notices (all but what a cap keeps for the help texts)."""
     gate = Gate(hl, sender.name)
     probe = gate.probe()
     if probe is not None:
         due = clock.local_iso(gate.next_probe(), hl.settings.tz)
         return "failing: probing" if probe or not due else f"failing: next try {due[11:19]}"
-    for window, most in (("hour", sender.per_hour), ("day", sender.per_day)):
-        if most is not None and sent[window] >= most:
+    caps = [(window, most) for window, most in (("hour", sender.per_hour), ("day", sender.per_day))
+            if most is not None]
+    for window, most in caps:
+        if sent[window] >= most:
             return f"full: {most} this {window}"
+    for window, most in caps:  # what is left is kept for offers, replies and codes
+        if sent[window] >= most - sender.kept(most):
+            return f"full for notices: {sent[window]} this {window}"
     return "ok"
 
 
