@@ -12,6 +12,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from gateway import clock, registry
 from gateway.context import Hotline
+from gateway.phones import mask
 from gateway.store import KEYS
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ LOGIN_TRIES_ALL = 100  # from all addresses together: a ceiling on guessing from
 LOGIN_TRIES_ADDRESS = 50  # from one address at any accounts: no spraying one password over all
 DEVICE_DAYS = 30  # an address or browser that logged in is the owner's for this long
 LOGIN_WINDOW = 900
+PIN_DIGITS = 6  # the recording PIN (a phone's keypad; ivr.machine.PIN_DIGITS)
+PIN_TRIES = 5  # wrong PINs for one account in a day, on all calls together, before it stops
 EXISTING = "log in with your account (a forgotten password: hotline user passwd NAME)"
 _NAME = re.compile(r"^[\w.@-]{1,40}$")
 
@@ -114,9 +117,12 @@ def set_password(hl: Hotline, name: str, password: str) -> None:
 
 
 def delete(hl: Hotline, name: str) -> bool:
+    phone = recorder_phone(hl, name)
     with hl.r.pipeline(transaction=True) as pipe:
         pipe.delete(KEYS.user(name))
         pipe.srem(KEYS.users, name)
+        if phone:
+            pipe.delete(KEYS.recorder(phone))
         removed = pipe.execute()
     return bool(removed[0])
 
@@ -189,6 +195,66 @@ def authenticate(hl: Hotline, name: str, password: str, client: str = "",
         pipe.execute()
     log.info("failed login for %s", name)
     return None
+
+
+# --- recording by phone ---------------------------------------------------------------------
+
+def set_recorder(hl: Hotline, name: str, phone: str, pin: str) -> None:
+    """Let account `name` record prompts by phone from `phone` (E.164, in the ledger; a head's
+    own village's) with `pin` (six digits, kept as a hash). Replaces an earlier number."""
+    user = get(hl, name)
+    if user is None:
+        raise AccountError("unknown")
+    if user.role not in ("admin", "head"):
+        raise AccountError("not_recorder")
+    if len(pin) != PIN_DIGITS or not pin.isdigit() or len(set(pin)) == 1:
+        raise AccountError("bad_pin")
+    person = registry.person(hl.r, phone)
+    if person is None:
+        raise AccountError("phone_not_in_ledger")
+    if not user.is_admin and person.village_id != user.village_id:
+        raise AccountError("phone_of_other_village")
+    taken = hl.r.get(KEYS.recorder(phone))
+    if taken and taken != name:
+        raise AccountError("phone_taken")
+    before = hl.r.hget(KEYS.user(name), "phone")
+    with hl.r.pipeline(transaction=True) as pipe:
+        if before and before != phone:
+            pipe.delete(KEYS.recorder(before))
+        pipe.set(KEYS.recorder(phone), name)
+        pipe.hset(KEYS.user(name), mapping={"phone": phone, "pin": generate_password_hash(pin)})
+        pipe.execute()
+    log.info("account %s records by phone from %s", name, mask(phone))
+
+
+def recorder_phone(hl: Hotline, name: str) -> str:
+    """The number account `name` records prompts from ("" if none)."""
+    return str(hl.r.hget(KEYS.user(name), "phone") or "")
+
+
+def recorder(hl: Hotline, phone: str) -> User | None:
+    """The account that may record prompts by phone from `phone`, if any."""
+    name = hl.r.get(KEYS.recorder(phone))
+    user = get(hl, name) if name else None
+    return user if user is not None and recorder_phone(hl, user.name) == phone else None
+
+
+def check_pin(hl: Hotline, user: User, pin: str) -> bool:
+    """Whether `pin` is the account's recording PIN; after PIN_TRIES wrong ones in a day, never
+    (caller ID can be forged: the PIN is what stands between a stranger and the prompts)."""
+    tries = KEYS.rate(f"pin:{user.name}", int(clock.timestamp()) // 86400)
+    if int(hl.r.get(tries) or 0) >= PIN_TRIES:
+        log.warning("recording PIN for %s refused: too many wrong ones today", user.name)
+        return False
+    digest = hl.r.hget(KEYS.user(user.name), "pin") or ""
+    if digest and check_password_hash(digest, pin):
+        return True
+    with hl.r.pipeline(transaction=True) as pipe:
+        pipe.incr(tries)
+        pipe.expire(tries, 2 * 86400)
+        pipe.execute()
+    log.info("wrong recording PIN for %s", user.name)
+    return False
 
 
 def ensure_first_admin(hl: Hotline) -> str | None:

@@ -15,23 +15,27 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from functools import lru_cache
 
 import ivr
-from gateway import clock, messages, phones, prompts, texts, tickets
+from gateway import accounts, clock, jobs, messages, phones, prompts, texts, tickets
 from gateway.context import Hotline
 from gateway.phones import is_mobile, mask, try_normalise
 from gateway.settings import Settings
 from gateway.store import KEYS, Redis, locked
-from ivr.machine import Call, Hangup, Prompt, Step, TicketIntent
+from ivr import studio
+from ivr.machine import PIN_DIGITS, STUDIO_KEY, Call, Hangup, Key, Prompt, Step, TicketIntent
 from ivr.twiml import Speaker, Spoken
 
 log = logging.getLogger(__name__)
 
+STUDIO = ("pin", "pick", "say", "check")  # recording prompts by phone (ivr.studio)
+RECORDING = ("name", "voicemail", "say")  # stages whose request carries a <Record>'s result
 CALL_TTL = 2 * 86400        # recording and status callbacks may come minutes after the call
 MAX_CALL_SECONDS = 600      # on the menu longer than this, the call ends and a volunteer calls back
 WAIT_FOR_PEER = 3.0         # seconds a duplicate request waits for the first one's answer
-STAGES = ("menu", "confirm", "name", "voicemail")
+STAGES = ("menu", "confirm", "name", "voicemail", *STUDIO)
 FINAL_STATUSES = ("completed", "busy", "no-answer", "failed", "canceled")
 _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -127,13 +131,22 @@ def step(hl: Hotline, stage: str, step_no: str, form: Mapping[str, str]) -> str:
         return answer(hl, form)
     if n != call.step or stage != call.stage or stage not in STAGES:
         return _latest(hl, sid, call)  # a stale or stray request changes nothing
-    if stage in ("name", "voicemail"):
+    event: ivr.Event | studio.Pin
+    if stage in RECORDING:
         event = ivr.event_of(None, recording=True, recording_url=form.get("RecordingUrl"))
+    elif stage == "pin":
+        event = ivr.event_of(form.get("Digits"), count=PIN_DIGITS)
     else:
         event = ivr.event_of(form.get("Digits"))
+    if stage == "menu" and event == Key(STUDIO_KEY) and call.caller:
+        call = replace(call, recorder=accounts.recorder(hl, call.caller) is not None)
 
     def compute() -> Step:
-        result = ivr.advance(call, event, now=clock.timestamp(), max_seconds=MAX_CALL_SECONDS)
+        if stage in STUDIO:
+            result = _studio(hl, replace(call, step=call.step + 1), event)
+        else:
+            assert not isinstance(event, studio.Pin)
+            result = ivr.advance(call, event, now=clock.timestamp(), max_seconds=MAX_CALL_SECONDS)
         log.info("call %s: step %s %s %s -> %s", sid[-6:], n, stage, type(event).__name__,
                  result.call.stage)
         if result.ticket is not None:
@@ -142,6 +155,33 @@ def step(hl: Hotline, stage: str, step_no: str, form: Mapping[str, str]) -> str:
         return result
 
     return _once(hl, sid, n, compute)
+
+
+def _studio(hl: Hotline, call: Call, event: ivr.Event | studio.Pin) -> Step:
+    """A step of recording by phone: the PIN checked here, a kept take stored by a worker."""
+    user = accounts.recorder(hl, call.caller) if call.caller else None
+    if user is None:  # the number stopped being a recorder's mid-call: nothing to record
+        return Step(replace(call, stage="done"), (Prompt("goodbye"),), Hangup())
+    if call.stage == "pin" and isinstance(event, Key):
+        event = studio.Pin(accounts.check_pin(hl, user, event.key))
+    village = "" if user.is_admin else user.village
+    result = studio.advance(call, event, _todo(hl.settings, village))
+    if result.keep is not None:
+        jobs.keep_take(hl, result.keep.url, result.keep.name, result.keep.language, village,
+                       call.caller)
+        log.info("recording by phone: %s keeps %s (%s) for %s", user.name, result.keep.name,
+                 result.keep.language, village or "the hotline")
+    return result
+
+
+def _todo(settings: Settings, village: str) -> list[tuple[str, str]]:
+    """The prompts a recorder goes through, in order: the greeting and the menu first; the
+    offer of Mongolian to strangers only in the hotline-wide set (it is heard before any
+    village is known)."""
+    first = ["greeting", "menu"]
+    rest = [e.name for e in prompts.CATALOGUE if e.name not in first
+            and not (village and e.name == "language_offer")]
+    return [(name, prompts.words(settings, name, village)) for name in first + rest]
 
 
 def recording(hl: Hotline, form: Mapping[str, str]) -> None:
@@ -181,6 +221,8 @@ def call_status(hl: Hotline, form: dict[str, str]) -> None:
     else:
         raw_from = (form.get("From") or "").strip()[:40]
         caller = (try_normalise(raw_from, hl.settings.default_region) or "") if raw_from else ""
+    if call is not None and (call.stage in STUDIO or call.take_language):
+        return  # a recorder's call: nobody needs calling back
     recorded = hl.r.hget(key, "recording") or ""
     if call is not None and call.stage in ("name", "voicemail") and (recorded or caller):
         # Hung up while recording: the choice was made, so the ticket is theirs to have.
@@ -350,6 +392,8 @@ def _speaker(settings: Settings, language: str, village: str) -> Speaker:
     """Each prompt as its recording in the caller's language (the village's, then the
     hotline's), else the fallback language's recording, else its words said in that language."""
     def speak(prompt: Prompt) -> Spoken:
+        if prompt.play:
+            return Spoken("", url=prompt.play)
         key = prompt.audio_key
         lang = prompt.language or language
         found = prompts.heard(settings, lang, key, village, local=prompt.local) if key else None

@@ -15,6 +15,7 @@ job's id (which is what makes a repeat a no-op) is spelled once. Job ids:
 - ``taken-<code>-<ms>``, ``done-<code>``, ``added-<code>-<lines>`` the follow-up texts of a
   take (or assignment), a close and a resident's addition to a taken ticket.
 - ``notice-<id>[-<audience>]`` a notice's fan-out; ``sweep-<tenths>`` one sweep.
+- ``keep-<sha1 of the recording's URL>`` a prompt recorded by phone, fetched and stored.
 
 It is a leaf: it imports no worker module, and the worker modules (messages, tickets,
 sweeper) take their queue helpers from here, not from the runner (workers.service).
@@ -22,6 +23,7 @@ sweeper) take their queue helpers from here, not from the runner (workers.servic
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +46,7 @@ DONE = "workers.followups.done"
 ADDED = "workers.followups.added"
 NOTICE = "workers.notices.send_notice"
 SWEEP = "workers.sweeper.sweep"
+KEEP_TAKE = "workers.prompts.keep_take"
 
 WORKER_PREFIX = "hotline."  # names of workers that keep an alive key; the sweeper judges only these
 LIVE = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED)
@@ -198,6 +201,14 @@ def done(hl: Hotline, code: str, by: str) -> None:
 def added(hl: Hotline, code: str, addition: str, lines: int) -> None:
     """Tell the taker what the resident added (the ticket's `lines`-th line)."""
     hl.enqueue(ADDED, code, addition, job_id=f"added-{code}-{lines}")
+
+
+# --- recording by phone ----------------------------------------------------------------------
+
+def keep_take(hl: Hotline, url: str, name: str, language: str, village: str, phone: str) -> None:
+    """Fetch a take a recorder kept (`url`) and store it as prompt `name`; once per take."""
+    digest = hashlib.sha1(url.encode(), usedforsecurity=False).hexdigest()
+    hl.enqueue(KEEP_TAKE, url, name, language, village, phone, job_id=f"keep-{digest}")
 
 
 # --- notices and sweeps ----------------------------------------------------------------------

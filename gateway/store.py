@@ -50,7 +50,8 @@ key                                 type     holds
 {p}notices                          zset     notice ids by created time
 {p}notices:village:{vid}            zset     notice ids per village
 {p}notice:{id}:deliveries           hash     number -> message id (a claim: "pending:{ts}" till then)
-{p}user:{name}                      hash     a dashboard account
+{p}user:{name}                      hash     a dashboard account (`phone`, `pin` hash: recording by phone)
+{p}recorder:{e164}                  string   the account whose phone this is (recording by phone)
 {p}users                            set      account names
 {p}known:{name}:{address}           string   an address the account logged in from (TTL 30 days)
 {p}device:{token}                   string   a browser's login token -> account name (TTL 30 days)
@@ -239,6 +240,9 @@ class Keys:
 
     def user(self, name: str) -> str:
         return f"{self.prefix}user:{name}"
+
+    def recorder(self, phone: str) -> str:
+        return f"{self.prefix}recorder:{phone}"
 
     @property
     def users(self) -> str:

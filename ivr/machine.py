@@ -40,7 +40,10 @@ VOICEMAIL_MAX = 120      # a spoken message
 MAX_SILENCES = 2         # re-prompts after silence before moving on
 MAX_WRONG = 3            # wrong keys in a row before the caller is offered voicemail
 
-Stage = Literal["menu", "confirm", "name", "voicemail", "done"]
+Stage = Literal["menu", "confirm", "name", "voicemail", "done",
+                "pin", "pick", "say", "check"]  # the last four: recording by phone (ivr.studio)
+STUDIO_KEY = "#"  # on the menu, for a caller who may record prompts: the recording menu
+PIN_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ class Call:
     step: int = 1             # the step number the next request will carry
     code: str = ""
     offer: str = ""           # a language offered with OFFER_KEY on the menu (unknown callers)
+    recorder: bool = False    # the number of an account that may record prompts (STUDIO_KEY)
+    take_language: str = ""   # recording by phone: the language being recorded
+    take: int = 0             # ... the prompt being recorded (its place in the list)
+    take_url: str = ""        # ... the recording just made, to listen to
 
     def to_dict(self) -> dict[str, str | int | float | bool]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -105,15 +112,16 @@ Event = Key | Silence | Garbage | Recorded | NothingRecorded
 
 
 def event_of(digits: str | None, *, recording_url: str | None = None,
-             recording: bool = False) -> Event:
-    """Turn raw webhook values into an event; anything a keypad cannot send is Garbage."""
+             recording: bool = False, count: int = 1) -> Event:
+    """Turn raw webhook values into an event; anything a keypad cannot send is Garbage.
+    `count`: how many keys the Gather asked for (a PIN's digits are one Key)."""
     if recording:
         url = (recording_url or "").strip()
         return Recorded(url) if url.startswith(("http://", "https://")) and len(url) < 500 \
             else NothingRecorded()
     if digits is None or digits == "":
         return Silence()
-    if len(digits) == 1 and digits in KEYS:
+    if len(digits) == count and all(d in KEYS for d in digits):
         return Key(digits)
     return Garbage()
 
@@ -135,6 +143,7 @@ class Prompt:
     audio: str | None = ""
     local: bool = False
     language: str = ""
+    play: str = ""  # a recording to play as it is (one just made, heard back), not a prompt's
 
     @property
     def audio_key(self) -> str | None:
@@ -143,10 +152,12 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Gather:
-    """Wait for one key; `path` is the action, and the Redirect after it, for silence."""
+    """Wait for `digits` keys (one: a menu choice); `path` is the action, and the Redirect
+    after it, for silence."""
 
     path: str
     timeout: int = GATHER_TIMEOUT
+    digits: int = 1
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,16 @@ class Step:
     then: Gather | Record | Hangup | None = None
     intro: tuple[Prompt, ...] = ()
     ticket: TicketIntent | None = None
+    keep: KeepIntent | None = None
+
+
+@dataclass(frozen=True)
+class KeepIntent:
+    """Keep the recording at `url` as the prompt `name` in `language` (recording by phone)."""
+
+    name: str
+    language: str
+    url: str
 
 
 def path_of(stage: Stage) -> str:
@@ -274,6 +295,11 @@ def _on_menu(call: Call, event: Event) -> Step:
         return Step(call, (_confirm(category),), Gather(path_of("confirm")))
     if isinstance(event, Key) and event.key == "*":
         return Step(replace(call, silences=0, wrong=0), (_menu(),), menu)
+    if isinstance(event, Key) and event.key == STUDIO_KEY and call.recorder:
+        # The recording menu (ivr.studio) opens with the PIN: caller ID can be forged.
+        call = replace(call, stage="pin", silences=0, wrong=0)
+        return Step(call, (Prompt("studio_pin", audio=None),),
+                    Gather(path_of("pin"), digits=PIN_DIGITS))
     if isinstance(event, Key) and event.key == OFFER_KEY and call.offer:
         call = replace(call, language=call.offer, offer="", silences=0, wrong=0)
         return Step(call, (Prompt("greeting", {"place": ""}), _menu()), menu)

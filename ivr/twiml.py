@@ -58,7 +58,7 @@ def render(step: Step, speak: Speaker, *, base_url: str, language: str,
     then = step.then
     if isinstance(then, Gather):
         url = action_url(base_url, then.path, step.call.step)
-        gather = response.gather(input="dtmf", num_digits=1, timeout=then.timeout,
+        gather = response.gather(input="dtmf", num_digits=then.digits, timeout=then.timeout,
                                  finish_on_key="", action=url, method="POST")
         for prompt in step.prompts:
             emit(gather, prompt)

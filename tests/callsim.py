@@ -121,7 +121,7 @@ class SimCall:
         return self
 
     def press(self, key: str) -> SimCall:
-        """Press one key while a <Gather> is waiting."""
+        """Press one key while a <Gather> is waiting (several, for a Gather of numDigits)."""
         _, gather, _ = self._expect("gather")
         allowed = gather.get("finishOnKey", "#")
         digits = "" if key in allowed and allowed else key
@@ -142,11 +142,13 @@ class SimCall:
         self._run_verbs(rest)
         return self
 
-    def speak(self, seconds: int = 7, *, callback_first: bool = False) -> SimCall:
-        """Speak into a <Record>, then press a key to finish (or let it time out)."""
+    def speak(self, seconds: int = 7, *, callback_first: bool = False,
+              url: str | None = None) -> SimCall:
+        """Speak into a <Record>, then press a key to finish (or let it time out); `url`: the
+        RecordingUrl Twilio reports (a fake Twilio's, whose media the app can fetch)."""
         _, record, _ = self._expect("record")
         self._waiting = None
-        params, callback = self._recording(record, seconds, digits="#")
+        params, callback = self._recording(record, seconds, digits="#", url=url)
         if callback_first and callback:
             self._recording_callback(params, callback)
         self._run(self._fetch(self._action(record), params))
@@ -293,11 +295,11 @@ class SimCall:
             raise CallError(f"not waiting for {'/'.join(kinds)} but {self.waiting_for}")
         return self._waiting
 
-    def _recording(self, record: ET.Element, seconds: int, digits: str
+    def _recording(self, record: ET.Element, seconds: int, digits: str, url: str | None = None
                    ) -> tuple[dict[str, str], str | None]:
         self._recordings += 1
-        rsid = "RE" + secrets.token_hex(16)
-        url = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{rsid}"
+        rsid = url.rsplit("/", 1)[-1] if url else "RE" + secrets.token_hex(16)
+        url = url or f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{rsid}"
         max_length = int(record.get("maxLength", "3600"))
         duration = str(min(seconds, max_length))
         params = {**self._params(), "RecordingUrl": url, "RecordingSid": rsid,

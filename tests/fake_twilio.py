@@ -160,6 +160,7 @@ class FakeTwilio:
         self.received: list[Received] = []
         self.accepted: list[dict[str, Any]] = []
         self.failing: dict[str, int] = {}  # number -> error code, every time
+        self.recordings: dict[str, bytes] = {}  # recording sid -> its WAV (a call's <Record>)
         self._script: deque[Answer] = deque()
         self._lock = threading.Lock()
         self._server: BaseWSGIServer | None = None
@@ -212,6 +213,14 @@ class FakeTwilio:
         """Every send to `number` is refused with `code` (e.g. 21211)."""
         self.failing[number] = code
 
+    def add_recording(self, wav: bytes) -> str:
+        """A recording as a call's <Record> leaves it; its RecordingUrl (no extension, as
+        Twilio posts it). Its media is at that URL plus .wav, behind the account's basic
+        auth. From Twilio's docs (the media URL is not in the OpenAPI description)."""
+        sid = "RE" + uuid.uuid4().hex
+        self.recordings[sid] = wav
+        return f"{self.url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{sid}"
+
     # --- what it saw ----------------------------------------------------------------------
 
     def sends(self) -> list[Received]:
@@ -247,6 +256,15 @@ class FakeTwilio:
         return answer
 
     def _answer(self, request: Request, seen: Received) -> Response:
+        media = f"/2010-04-01/Accounts/{self.account_sid}/Recordings/"
+        if request.method == "GET" and request.path.startswith(media) and request.path.endswith(".wav"):
+            if not self._authorised(request):
+                return _error(20003)
+            wav = self.recordings.get(request.path[len(media):-4])
+            if wav is None:
+                return _json(404, {"code": 20404, "message": "The requested resource was not found",
+                                   "status": 404})
+            return Response(wav, 200, mimetype="audio/x-wav")
         if self.validate:
             spec = openapi()[0]
             try:

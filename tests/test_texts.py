@@ -42,7 +42,9 @@ def context(language: str) -> dict[str, Any]:
         "codes": [CODE, "10428", "10429"], "verb": "take", "known": True, "ask_text": False,
         "address": "巴日嘎斯台嘎查三组12号" if zh else "Bayan Hoshuu group 3 no. 12",
         "caller_number": "04828261234", "mine": [ticket] * 5, "more": 3, "waiting": [ticket] * 5,
-        "who": name, "everyone": True,
+        "who": name, "everyone": True, "why": "too_long",
+        "words": "您好，这里是科尔沁右翼前旗巴日嘎斯台乡团结嘎查暖心服务热线。" if zh else
+                 "Hello, this is the Bayan Hoshuu care hotline.",
         "addition": ("不用买菜了，还要一盒降压药硝苯地平，另外家里的暖气还是不热，麻烦看一下" if zh else
                      "No need for vegetables now, but please bring one box of blood pressure pills "
                      "and have a look at the heating too."),
@@ -59,6 +61,8 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "list": [{"mine": [], "waiting": []}, {"mine": [], "more": 0}, {}],
     "closed_already": [{"ticket": "done"}, {"ticket": "cancelled"}],
     "notice_saved": [{"everyone": True}, {"everyone": False}],
+    "take_refused": [{"why": w} for w in ("silent", "too_long", "empty", "unreadable", "missing",
+                                          "failed")],
 }
 # Templates that carry the need itself, a list, or a notice's text get two segments;
 # every other one fits one, in both languages.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import secrets
 import threading
 import time
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 VOICE_LEVEL = 6       # the engine's 0-255 level above which the caller is speaking (speech 9-28)
 PROMPT_SLACK = 0.06   # a prompt is over a little after its length: the last packets are in flight
 POOL = 8              # webhook requests at once: more than the calls an engine holds (4)
+_RECORDING = re.compile(r"RE[0-9a-f]{32}\Z")  # a take's sid, as this agent names it
 
 Prepared = tuple[twiml.Verb, tuple[Clip, ...]]
 EngineFactory = Callable[[SipSettings], Engine]
@@ -95,7 +97,7 @@ class Agent:
         self.token = settings.webhook_token()
         self.folder = settings.data_dir / "sip"
         self.recordings = settings.data_dir / "recordings"
-        self.media = Media(self.folder / "prompts", local=partial(prompts.sip_file, settings))
+        self.media = Media(self.folder / "prompts", local=self._own_file)
         self.replay_every = max(1.0, float(settings.retry_first if replay_every is None
                                            else replay_every))
         self.pool = ThreadPoolExecutor(max_workers=POOL, thread_name_prefix="sip-web")
@@ -112,6 +114,17 @@ class Agent:
 
     # --- running -----------------------------------------------------------------------
 
+
+    def _own_file(self, url: str) -> Path | None:
+        """A <Play> of a file this box has at 8 kHz: a stored prompt, or a take this agent
+        recorded (a recorder hears it back; the web's copy is behind the login)."""
+        found = prompts.sip_file(self.settings, url)
+        if found is not None:
+            return found
+        prefix = f"{self.base}/recordings/"
+        sid = url[len(prefix):].removesuffix(".wav") if url.startswith(prefix) else ""
+        path = self.recordings / f"{sid}.wav"
+        return path if _RECORDING.match(sid) and path.is_file() else None
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="sip-agent", daemon=True)
         self._thread.start()

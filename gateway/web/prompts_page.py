@@ -14,8 +14,9 @@ from pathlib import Path
 from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from gateway import prompt_store, prompts, registry
-from gateway.accounts import User
+from gateway import accounts, prompt_store, prompts, registry
+from gateway.accounts import AccountError, User
+from gateway.phones import mask, try_normalise
 from gateway.prompt_audio import AudioRefused
 from gateway.web.auth import LARGE_UPLOADS, user
 from gateway.web.pages import say, words
@@ -58,8 +59,10 @@ def prompt_list() -> ResponseReturnValue:
     rows = prompt_store.rows(settings, (language,), scope.village)
     heard = {r.name: prompts.heard(settings, language, r.name, scope.village) for r in rows}
     own = {r.name for r in rows if r.stored and (r.recording == "village") == bool(scope.village)}
+    recorder = account.role in ("admin", "head")
+    phone = accounts.recorder_phone(hotline(), account.name) if recorder else ""
     return render_template("prompts.html", rows=rows, heard=heard, own=own, scope=scope,
-                           language=language,
+                           language=language, recorder=recorder, recorder_phone=phone,
                            languages=prompts.LANGUAGES, villages=villages_for(account),
                            max_mb=LARGE_UPLOADS[1] // (1024 * 1024))
 
@@ -104,6 +107,24 @@ def prompt_delete(name: str) -> ResponseReturnValue:
         if gone:
             say("prompt_removed", name=name)
     return _back(language, scope.village)
+
+
+@bp.post("/prompts/phone")
+def prompt_phone() -> ResponseReturnValue:
+    """The number and PIN this account records prompts by phone with (ivr.studio)."""
+    account = user()
+    hl = hotline()
+    phone = try_normalise(request.form.get("phone", "")[:40], hl.settings.default_region)
+    reasons: dict[str, str] = words()["prompts"]["by_phone"]["reasons"]
+    try:
+        if phone is None:
+            raise AccountError("bad_phone")
+        accounts.set_recorder(hl, account.name, phone, request.form.get("pin", "").strip()[:12])
+    except AccountError as exc:
+        say("phone_refused", "error", reason=reasons.get(exc.reason, exc.reason))
+    else:
+        say("phone_saved", phone=mask(phone))
+    return _back(_language(request.form.get("language")), "")
 
 
 def _reason(key: str) -> str:
