@@ -18,6 +18,7 @@ import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -390,3 +391,78 @@ def test_an_engine_that_dies_is_started_again_and_the_other_addresses_engine_goe
     finally:
         os.killpg(supervisor.pid, signal.SIGTERM)
         supervisor.wait(timeout=30)
+
+
+def test_a_head_records_a_prompt_by_phone_over_sip_and_bateer_then_hears_it(
+        office: Office, peer: RtpPeer, tmp_path: Path) -> None:
+    from gateway import accounts, prompts
+    from tests.conftest import PASSWORD, drain
+    from workers import runtime
+
+    hl = office.hl
+    accounts.create(hl, "bai", "head", PASSWORD, "团结村")
+    accounts.set_recorder(hl, "bai", "+8613800000041", "482915")
+    played: list[Path] = []
+    agent: Any = office.agent
+    play = agent._play
+
+    def spy(run: object, clips: tuple[Any, ...], then: object) -> None:
+        played.extend(clip.path for clip in clips)
+        play(run, clips, then)
+
+    agent._play = spy
+    proc = office.call(gateway_call(tmp_path / "rec.xml", rtp_port=peer.port, caller="13800000041",
+                                    steps=(("their_bye", "150000"),)))
+
+    def next_gather(after: int, caller: str = "13800000041") -> int:
+        def asking() -> Any:
+            return next((run for run in list(agent.runs.values()) if caller in run.fields.caller
+                         and run.gather is not None and run.clip_until is not None
+                         and run.epoch > after), None)
+        return int(wait_until(asking, timeout=40).epoch)
+
+    def recording_starts() -> Any:
+        return wait_until(lambda: next((r.recording for r in agent.runs.values()
+                                        if r.recording is not None and r.recording.started), None),
+                          timeout=40)
+
+    menu = next_gather(0)
+    peer.press("#")
+    pin = next_gather(menu)
+    for digit in "482915":  # one by one, as a keypad sends them
+        peer.press(digit)
+    pick = next_gather(pin)
+    peer.press("2")  # Mongolian
+    take = recording_starts()
+    peer.speak()
+    peer.press("#")
+    check = next_gather(pick)
+    assert agent.recordings / f"{take.sid}.wav" in played  # heard back from the agent's own copy
+    peer.press("1")  # keep the greeting; the menu's words come next
+    recording_starts()
+    peer.speak()
+    peer.press("#")
+    next_gather(check)
+    peer.press("#")  # done: goodbye and our BYE
+    finish(proc, timeout=120)
+    assert tickets.open_ticket_of(hl, "+8613800000041") is None
+    runtime.use(hl)
+    drain(hl)  # the worker stores the kept take from the copy the agent sent the web
+    stored = prompts.find(hl.settings, "mn", "greeting", "团结村", local=True)
+    assert stored is not None and stored.stored
+    assert prompts.find(hl.settings, "mn", "menu", "团结村", local=True) is None  # not kept
+    played.clear()
+    his = RtpPeer()  # a phone of his own (a peer learns where the agent sends from)
+    try:
+        bateer = office.call(gateway_call(tmp_path / "bateer.xml", rtp_port=his.port,
+                                          caller="13900000004", steps=(("their_bye", "90000"),)))
+        asked = next_gather(0, "13900000004")
+        his.press("1")
+        next_gather(asked, "13900000004")
+        his.press("1")
+        finish(bateer, timeout=90)
+    finally:
+        his.close()
+    assert stored.path.with_suffix(".wav") in played  # his village's Mongolian greeting, at 8 kHz
+    ticket = tickets.open_ticket_of(hl, "+8613900000004")
+    assert ticket is not None and ticket.category == "medicine"
