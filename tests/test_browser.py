@@ -262,3 +262,14 @@ def test_an_admin_records_the_mongolian_menu_on_the_page_and_bater_hears_it(
     b.find_element(By.CSS_SELECTOR, "#prompt-menu form.remove button").click()
     until(b, text_shown(b, ".flash", "menu 的录音已删除"), "the recording removed")
     assert "没有录音" in b.find_element(By.ID, "prompt-menu").text
+
+    # Recording by phone: the number and PIN at the foot of the page.
+    form = b.find_element(By.CSS_SELECTOR, "#by-phone form")
+    form.find_element(By.NAME, "phone").send_keys("138 0000 0041")
+    form.find_element(By.NAME, "pin").send_keys("482915")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    until(b, text_shown(b, ".flash", "电话录音已开通"), "recording by phone set")
+    assert "+8613800000041" in b.find_element(By.ID, "by-phone").text
+    refused = [e["message"] for e in b.get_log("browser") if "favicon.ico" not in e["message"]
+               and ("Content Security Policy" in e["message"] or e["level"] == "SEVERE")]
+    assert refused == []
