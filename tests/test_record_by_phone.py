@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 from gateway import accounts, prompts, tickets
 from gateway.accounts import AccountError
@@ -17,7 +18,7 @@ from tests.audio_files import tone
 from tests.callsim import SimCall
 from tests.conftest import drain
 from tests.fake_twilio import ACCOUNT_SID, FakeTwilio
-from tests.test_dashboard import login, token
+from tests.test_dashboard import login, press, sim, sim_post, spoken, token  # noqa: F401  (sim: a fixture)
 from tests.test_voice import make_phone, texts_to
 from workers import runtime
 
@@ -186,3 +187,32 @@ def test_a_take_too_quiet_to_keep_changes_nothing_and_the_head_is_told_by_sms(
     assert prompts.find(hl.settings, "mn", "greeting", "团结村", local=True) is None
     [told] = texts_to(hl, BAI, "help")
     assert "没有保存" in told.body and "声音太小" in told.body and len(told.body) <= 70
+
+
+def test_a_take_from_anywhere_but_twilio_or_our_agent_is_never_fetched(
+        studio_line: Hotline, fake: FakeTwilio) -> None:
+    from gateway import jobs
+
+    jobs.keep_take(studio_line, "http://169.254.169.254/latest/meta-data", "greeting", "mn",
+                   "团结村", BAI)
+    drain(studio_line)
+    assert prompts.find(studio_line.settings, "mn", "greeting", "团结村", local=True) is None
+    [told] = texts_to(studio_line, BAI, "help")
+    assert "没有保存" in told.body and fake.received == []
+
+
+def test_in_the_dashboards_simulator_a_head_records_by_phone_too(
+        sim: FlaskClient, people: Hotline) -> None:  # noqa: F811  (the fixture imported above)
+    accounts.set_recorder(people, "bai", BAI, PIN)
+    turn = sim_post(sim, "/simulator/call", {"from": BAI}).get_json()
+    for key in ("#", PIN, "2"):
+        turn = press(sim, turn, key)
+    assert turn["wait"]["kind"] == "record" and "第1段" in spoken(turn)
+    checked = sim_post(sim, "/simulator/call/step", {
+        "sid": turn["sid"], "from": BAI, "kind": "record", "url": turn["wait"]["action"],
+        "callback": turn["wait"]["callback"]}).get_json()
+    assert "您录的是" in spoken(checked)
+    press(sim, checked, "1")
+    drain(people)
+    found = prompts.find(people.settings, "mn", "greeting", "团结村", local=True)
+    assert found is not None and found.stored
