@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from gateway.context import Hotline
 from gateway.embedded import EmbeddedRedis
+from gateway.settings import Settings
 from tests.conftest import SAMPLE
 
 
@@ -104,6 +106,18 @@ def test_hotline_run_serves_healthz_with_the_sample_loaded_and_stops_cleanly(
         import redis
 
         assert redis.Redis.from_url(server.url).scard("hl:people") == 16
+        # Its links point where it listens (not at the default port 5000): a call's actions.
+        from twilio.request_validator import RequestValidator
+
+        answer_url = f"http://localhost:{port}/twilio/voice"
+        form = {"CallSid": "CA" + "1" * 32, "From": "+8613900000001", "CallStatus": "ringing"}
+        token = Settings.from_env(env).webhook_token()  # made once, shared through the data folder
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/twilio/voice", data=urllib.parse.urlencode(form).encode(),
+            headers={"X-Twilio-Signature": RequestValidator(token).compute_signature(answer_url, form),
+                     "Host": f"localhost:{port}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert f"http://localhost:{port}/twilio/voice/menu?step=1" in r.read().decode()
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

@@ -126,6 +126,10 @@ def run(host: str, port: int) -> None:
     server: EmbeddedRedis | None = None
     env = dict(os.environ)
     env.setdefault("HOTLINE_SIMULATOR", "on")
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    # What it writes into links (recordings to <Play>, actions, webhooks) points where it
+    # listens: with --port 5066 and no HOTLINE_PUBLIC_URL, not at the default port 5000.
+    env.setdefault("HOTLINE_PUBLIC_URL", f"http://{shown_host}:{port}")
     if not s.redis_url:
         server = EmbeddedRedis(s.data_dir)
         try:
@@ -153,7 +157,6 @@ def run(host: str, port: int) -> None:
         local = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         children.append(subprocess.Popen([sys.executable, "-m", "gateway.cli", "sip", "--web", local],
                                          env=env, start_new_session=True))
-    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     click.echo("")
     click.echo("hotline is running")
     if loaded:
