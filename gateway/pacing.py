@@ -6,8 +6,11 @@ by the Redis server's clock so that workers on several machines agree:
 - ``reserve`` hands out the next free slot: the sender's slots are one interval apart, in the
   order jobs asked for them, so a backlog drains oldest first.
 - ``claim`` is asked just before the provider is called: it lets a send through only at or
-  after its slot and at least one interval after the sender's previous send, and records it;
-  a send whose booked turn an offer took (caps.book) learns its new turn there instead.
+  after its slot and while the sender has sent fewer than its rate in the last second (with
+  the margin: `window`), and records it; a send whose booked turn an offer took (caps.book)
+  learns its new turn there instead. Counting a window rather than spacing each send one
+  interval after the last lets a sender that fell behind its turns (a stalled worker) catch
+  up: spaced sends never do, and every later turn of a notice is then late by the stall.
 
 A send whose turn is far off does not wait in a worker: the job re-enqueues itself for its
 slot (see workers.messages). The interval carries a small margin so that jitter between
@@ -64,15 +67,25 @@ class Moved(Exception):
         self.turn = turn
 
 
+def window(rate: float) -> tuple[int, float]:
+    """(most, span): a sender at `rate` sends at most `most` texts in any `span` seconds, so
+    never more than its rate in any one second, with the margin to spare (0: no limit). A
+    fractional rate above one is held to its whole part in any second."""
+    if rate <= 0:
+        return 0, 0.0
+    most = max(1, int(rate))
+    return most, max(most / rate, 1.0) * (1.0 + MARGIN)
+
+
 def claim(hl: Hotline, sender: str, slot: float, rate: float | None = None, *,
           sent: str = "", member: str = "") -> float:
     """0 when the send may go now (and it is counted); else the seconds to wait first.
     With `sent` and `member` (its caps' count: caps.book), Moved if its turn was given away."""
-    gap = interval(hl.settings.sms_rate if rate is None else rate)
-    if not gap and not member:
+    most, span = window(hl.settings.sms_rate if rate is None else rate)
+    if not most and not member:
         return 0.0
-    answer = _CLAIM(hl.r, last_send=KEYS.rate(f"sms:{sender}", "last"), sent=sent or "-",
-                    gap=gap, slot=slot, member=member)
+    answer = _CLAIM(hl.r, recent=KEYS.rate(f"sms:{sender}", "recent"), sent=sent or "-",
+                    most=most, span=span, slot=slot, member=member)
     if isinstance(answer, list):
         raise Moved(float(answer[1]))
     return max(0.0, float(answer))

@@ -135,10 +135,11 @@ def test_with_pacing_on_only_the_text_whose_turn_is_now_goes_inline(sample: Hotl
     assert all(job.startswith("send-") for job in jobs)
     # Measured from the first text's claimed turn in Redis, not its arrival at the fake (which
     # lags the turn on a busy machine): each later text's turn is the later of its slot (one
-    # interval apart, in order) and one interval after the last send, scheduled within the
-    # offer job's run.
+    # interval apart, in order) and the moment the last send leaves the sender's window (at
+    # one a second, one interval), scheduled within the offer job's run.
     gap = pacing.interval(1)
-    last = float(sample.r.get(KEYS.rate(f"sms:{FROM_NUMBER}", "last")) or 0)
+    assert pacing.window(1)[1] == pytest.approx(gap)
+    last = float(sample.r.lindex(KEYS.rate(f"sms:{FROM_NUMBER}", "recent"), 0) or 0)
     assert started <= last <= finished
     slots = [Job.fetch(job, connection=sample.rq).args[1] for job in jobs]
     assert all(b >= a + gap - 1e-3 for a, b in itertools.pairwise(slots))

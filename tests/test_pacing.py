@@ -54,18 +54,29 @@ def test_slots_are_handed_out_one_interval_apart_in_the_order_asked(hl: Hotline)
     assert other < slots[-1]
 
 
-def test_a_send_waits_for_its_slot_and_one_interval_after_the_last_send(hl: Hotline) -> None:
+def test_a_send_waits_for_its_slot_and_for_room_in_the_senders_last_second(hl: Hotline) -> None:
     # Each wait is bounded by the server's clock read before and after the claim, so a stall
-    # between the two calls (a busy machine) cannot fail it, and a wrong wait still does.
-    gap = pacing.interval(10)
+    # between the calls (a busy machine) cannot fail it, and a wrong wait still does.
+    most, span = pacing.window(10)
+    assert (most, span) == (10, pytest.approx(1.0 + pacing.MARGIN))
     now = pacing.server_now(hl)
     wait = pacing.claim(hl, FROM_NUMBER, now + 0.5)
     assert now + 0.5 - pacing.server_now(hl) - 1e-3 <= wait <= 0.5 + 1e-3
-    assert pacing.claim(hl, FROM_NUMBER, now - 5) == 0  # its slot has passed: go
-    last = float(hl.r.get(KEYS.rate(f"sms:{FROM_NUMBER}", "last")) or 0)  # the claimed turn
-    assert now <= last
+    # Ten turns passed long ago (a worker stalled): they go at once, catching up...
+    assert [pacing.claim(hl, FROM_NUMBER, now - 5) for _ in range(10)] == [0.0] * 10
+    first = float(hl.r.lindex(KEYS.rate(f"sms:{FROM_NUMBER}", "recent"), 9) or 0)
+    assert now <= first
+    # ...but never an eleventh inside the window: it waits until the first has left it.
     wait = pacing.claim(hl, FROM_NUMBER, now - 5)
-    assert last + gap - pacing.server_now(hl) - 1e-3 <= wait <= gap + 1e-3
+    assert first + span - pacing.server_now(hl) - 1e-3 <= wait <= span + 1e-3
+
+
+def test_a_sender_slower_than_one_a_second_or_of_a_fractional_rate_never_exceeds_it() -> None:
+    assert pacing.window(0.5) == (1, pytest.approx(2.0 * (1 + pacing.MARGIN)))
+    assert pacing.window(1) == (1, pytest.approx(1.0 + pacing.MARGIN))
+    most, span = pacing.window(4.5)
+    assert most == 4 and span >= 1.0  # never a fifth within one second
+    assert pacing.window(0) == (0, 0.0)
 
 
 def test_a_rate_of_zero_means_no_limit(hl: Hotline) -> None:
@@ -88,14 +99,15 @@ def test_a_text_whose_turn_is_far_off_is_re_enqueued_for_it_not_waited_for(
     assert jobs == [f"send-{queued[1].id}-1", f"send-{queued[2].id}-1"]
     turns = [float(hl.rq.zscore(registry.key, job) or 0) for job in jobs]
     # Measured from the first text's claimed turn in Redis, not its arrival at the fake (which
-    # lags the turn on a busy machine): each turn is the later of its slot and one interval
-    # after the last send, scheduled no later than the calls above took.
-    last = float(hl.r.get(KEYS.rate(f"sms:{FROM_NUMBER}", "last")) or 0)
+    # lags the turn on a busy machine): each turn is the later of its slot and the moment the
+    # last send leaves the sender's window (one a second at this rate, with the margin),
+    # scheduled no later than the calls above took.
+    last = float(hl.r.lindex(KEYS.rate(f"sms:{FROM_NUMBER}", "recent"), 0) or 0)
     assert started <= last <= finished
     slots = [Job.fetch(job, connection=hl.rq).args[1] for job in jobs]
     assert slots[1] >= slots[0] + pacing.interval(1) - 1e-3
     for slot, turn in zip(slots, turns, strict=True):
-        due = max(slot, last + pacing.interval(1))
+        due = max(slot, last + pacing.window(1)[1])
         assert due - 1e-3 <= turn <= due + (finished - started)
     # Run both before their turn (as a scheduler with a fast clock would): they still wait.
     assert move_due_jobs(hl, now=turns[1] + 0.01) == 2
