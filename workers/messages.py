@@ -127,8 +127,8 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         messages.update(hl, mid, status="sending", attempts=message.attempts + 1,
                         attempted_at=str(time.time()), channel=sender.name, waiting="")
         # The turn is claimed last, with nothing between it and the request: a worker that
-        # stalls after claiming sends late, and the sender's next text, on time, would land
-        # closer than one interval to it at the provider.
+        # stalls after claiming sends late, and the sender's next texts, on time, would land
+        # in the same second as it at the provider, more than the rate allows.
         try:
             while (wait := pacing.claim(hl, channel.sender, turn, _rate(sender),
                                         sent=KEYS.sent(sender.name), member=route.member)) > 0:
