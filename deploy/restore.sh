@@ -2,7 +2,9 @@
 # Restore a backup made by backup.sh: stops the hotline and Redis, loads the snapshot, starts.
 # Usage: deploy/restore.sh BACKUP_DIR     (as root, on the Redis host)
 #   REDIS_CONF defaults to /etc/redis/redis.conf (its `dir` and `requirepass` are used),
-#   REDIS_USER to redis.
+#   REDIS_USER to redis. Recorded prompts in the backup (BACKUP_DIR/prompts, what villages
+#   recorded) go back into HOTLINE_DATA_DIR (default /var/lib/hotline)/prompts, owned by
+#   HOTLINE_USER (default hotline, when it exists); the ones there before are kept aside.
 #
 # With `appendonly yes` Redis starts from its append-only file and ignores dump.rdb, so putting
 # the snapshot back is not enough. This script starts Redis once by hand with the append-only
@@ -61,6 +63,21 @@ keys=$(cli_auth DBSIZE)
 cli_auth SHUTDOWN >/dev/null 2>&1 || true
 wait "$loader" || true
 
+prompts_note=""
+if [ -d "$src/prompts" ]; then
+  data_dir=${HOTLINE_DATA_DIR:-/var/lib/hotline}
+  mkdir -p "$data_dir"
+  if [ -e "$data_dir/prompts" ]; then
+    mv "$data_dir/prompts" "$data_dir/prompts.before-restore-$(date -u +%Y%m%dT%H%M%SZ)"
+  fi
+  cp -a "$src/prompts" "$data_dir/prompts"
+  hotline_user=${HOTLINE_USER:-hotline}
+  if [ "$(id -u)" = 0 ] && id "$hotline_user" >/dev/null 2>&1; then
+    chown -R "$hotline_user:$hotline_user" "$data_dir/prompts"
+  fi
+  prompts_note=" and the recorded prompts into $data_dir/prompts"
+fi
+
 systemctl start redis-server
 systemctl start hotline-web hotline-workers.target
-echo "restored $keys keys from $src (the previous files are in $aside)"
+echo "restored $keys keys$prompts_note from $src (the previous files are in $aside)"

@@ -631,7 +631,11 @@ def test_a_ticket_backed_up_comes_back_after_restore_into_a_fresh_redis(
         # Redis waits 5 s for more replicas to share a snapshot sent over the network; the
         # hourly backup can afford that, a test need not.
         hl.r.config_set("repl-diskless-sync-delay", 0)
-        env = script_env(redis_bin, tmp_path, REDIS_URL=url)
+        # A village's recorded greeting, kept with the data: it goes with the backup.
+        voice = settings.data_dir / "prompts" / "villages" / "团结村" / "mn" / "greeting.wav"
+        voice.parent.mkdir(parents=True)
+        voice.write_bytes(b"RIFF-a-village-voice")
+        env = script_env(redis_bin, tmp_path, REDIS_URL=url, HOTLINE_DATA_DIR=str(settings.data_dir))
         done = run_script("backup.sh", str(backups), env=env)
         assert done.returncode == 0, done.stderr
         [backup] = list(backups.iterdir())
@@ -641,9 +645,12 @@ def test_a_ticket_backed_up_comes_back_after_restore_into_a_fresh_redis(
         # Restore onto a new machine's Redis: same settings, an empty data directory.
         fresh = redis_conf(tmp_path / "fresh.conf", tmp_path / "fresh", port, password)
         env.update(REDIS_CONF=str(fresh), REDIS_USER=pwd.getpwuid(os.getuid()).pw_name,
-                   SHIM_REDIS_PORT=str(port), SHIM_REDIS_PASSWORD=password)
+                   SHIM_REDIS_PORT=str(port), SHIM_REDIS_PASSWORD=password,
+                   HOTLINE_DATA_DIR=str(tmp_path / "new-data"))
         done = run_script("restore.sh", str(backup), env=env)
         assert done.returncode == 0, done.stdout + done.stderr
+        back = tmp_path / "new-data" / "prompts" / "villages" / "团结村" / "mn" / "greeting.wav"
+        assert back.read_bytes() == b"RIFF-a-village-voice" and "recorded prompts" in done.stdout
         server.wait(timeout=10)  # the stand-in systemctl stopped the old one
     try:
         assert (tmp_path / "systemctl.log").read_text().splitlines() == [
