@@ -65,7 +65,8 @@ def test_when_every_sender_is_full_the_message_waits_and_says_why(hl: Hotline) -
         assert choose(hl, pool, f"m{i}", Recipient("联合村")).sender is not None
     waiting = choose(hl, pool, "m9", Recipient("联合村"))
     # booked for the soonest room (lianhe's, the first of the two to have it), an hour off
-    assert waiting.sender == LIANHE and 3000 < waiting.wait <= 3600 + caps.margin(3600)
+    # (the window counted with its margin, and the millisecond after the filler leaves it)
+    assert waiting.sender == LIANHE and 3000 < waiting.wait <= 3600 + caps.margin(3600) + 0.01
     assert waiting.why == "lianhe at its cap; town at its cap"
 
 

@@ -129,9 +129,11 @@ def _send(hl: Hotline, mid: str, slot: float | None, *, inline: bool) -> str:
         # The turn is claimed last, with nothing between it and the request: a worker that
         # stalls after claiming sends late, and the sender's next texts, on time, would land
         # in the same second as it at the provider, more than the rate allows.
+        # Only a notice's turn can be given away (to an offer): only its claim asks.
+        member = route.member if message.kind == routing.NOTICE else ""
         try:
             while (wait := pacing.claim(hl, channel.sender, turn, _rate(sender),
-                                        sent=KEYS.sent(sender.name), member=route.member)) > 0:
+                                        sent=KEYS.sent(sender.name), member=member)) > 0:
                 if wait > HOLD or inline:  # an offer job does not sleep for its texts' turns
                     return _later(hl, message, route, turn, pacing.server_now(hl) + wait)
                 time.sleep(wait)
