@@ -64,7 +64,9 @@ def require_tool(name: str, package: str) -> str:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    # Durability is not what the session's Redis is for (tests/test_faults.py has its own):
+    # without fsync a busy disk cannot stall it into looking away mid-test.
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), fsync="no")
     server.start()
     yield server
     server.stop()
