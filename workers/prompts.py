@@ -9,14 +9,13 @@ quiet, too long) changes nothing, and the recorder is told by SMS.
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
-from gateway import messages, prompt_store, prompts, texts
+from gateway import messages, prompt_store, prompts, recordings, texts
 from gateway.context import Hotline
 from gateway.prompt_audio import AudioRefused
 from gateway.settings import ROOT
@@ -26,7 +25,6 @@ log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT = 30
 SIMULATED = "sim/recording.wav"  # what the dashboard's phone simulator "says" into a <Record>
-_SIP_TAKE = re.compile(r"/recordings/(RE[0-9a-f]{32})\.wav\Z")
 
 
 def keep_take(url: str, name: str, language: str, village: str, phone: str) -> str:
@@ -52,16 +50,16 @@ def _fetch(hl: Hotline, url: str, folder: Path) -> Path:
     """The take's audio as a file in `folder`."""
     settings = hl.settings
     own = settings.public_url.rstrip("/")
-    found = _SIP_TAKE.search(urlsplit(url).path)
-    if url.startswith(own + "/") and found:
-        path = settings.data_dir / "recordings" / f"{found.group(1)}.wav"
-        if not path.is_file():
-            raise FileNotFoundError(f"the SIP agent's take {found.group(1)} has not arrived")
-        return path
+    where = urlsplit(url)
+    name = where.path.removeprefix("/recordings/").removesuffix(".wav")
+    taken = recordings.path(settings, name) if where.path.startswith("/recordings/") else None
+    if url.startswith(own + "/") and taken is not None:
+        if not taken.is_file():
+            raise FileNotFoundError(f"the SIP agent's take {name} has not arrived")
+        return taken
     if urlsplit(url).path == f"/static/{SIMULATED}":  # a fixed file of ours: nothing fetched
         return ROOT / "gateway" / "web" / "static" / SIMULATED
     api = urlsplit(settings.twilio_api_base)
-    where = urlsplit(url)
     if (where.scheme, where.netloc) != (api.scheme, api.netloc):
         raise AudioRefused(f"not a recording of ours or of Twilio's: {url[:80]}", "bad_source")
     auth = (settings.twilio_account_sid or "", settings.twilio_auth_token or "")

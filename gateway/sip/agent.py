@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import secrets
 import threading
 import time
@@ -26,7 +25,7 @@ from typing import Any
 
 import requests
 
-from gateway import calls, prompts, spool
+from gateway import calls, prompts, recordings, spool
 from gateway.phones import mask, try_normalise
 from gateway.settings import Settings
 from gateway.sip import twiml_runner as twiml
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 VOICE_LEVEL = 6       # the engine's 0-255 level above which the caller is speaking (speech 9-28)
 PROMPT_SLACK = 0.06   # a prompt is over a little after its length: the last packets are in flight
 POOL = 8              # webhook requests at once: more than the calls an engine holds (4)
-_RECORDING = re.compile(r"RE[0-9a-f]{32}\Z")  # a take's sid, as this agent names it
 
 Prepared = tuple[twiml.Verb, tuple[Clip, ...]]
 EngineFactory = Callable[[SipSettings], Engine]
@@ -96,7 +94,7 @@ class Agent:
         self.web = (web_url or self.base).rstrip("/")  # where they are sent
         self.token = settings.webhook_token()
         self.folder = settings.data_dir / "sip"
-        self.recordings = settings.data_dir / "recordings"
+        self.recordings = recordings.folder(settings)
         self.media = Media(self.folder / "prompts", local=self._own_file)
         self.replay_every = max(1.0, float(settings.retry_first if replay_every is None
                                            else replay_every))
@@ -123,8 +121,8 @@ class Agent:
             return found
         prefix = f"{self.base}/recordings/"
         sid = url[len(prefix):].removesuffix(".wav") if url.startswith(prefix) else ""
-        path = self.recordings / f"{sid}.wav"
-        return path if _RECORDING.match(sid) and path.is_file() else None
+        path = recordings.path(self.settings, sid)
+        return path if path is not None and path.is_file() else None
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="sip-agent", daemon=True)
         self._thread.start()

@@ -11,12 +11,12 @@ import hashlib
 import hmac
 import logging
 import os
-import re
 
 from flask import Blueprint, abort, current_app, request, send_file
 from flask.typing import ResponseReturnValue
 from twilio.request_validator import RequestValidator
 
+from gateway import recordings
 from gateway.channels.twilio.signature import public_url_of_request
 from gateway.context import Hotline
 
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("sip_recordings", __name__)
 
-_SID = re.compile(r"^RE[0-9a-f]{32}$")
 
 
 def _hl() -> Hotline:
@@ -41,29 +40,28 @@ def take(sid: str) -> ResponseReturnValue:
     if not signature or not validator.validate(public_url_of_request(hl), {}, signature):
         log.warning("refused a recording upload: bad or missing X-Twilio-Signature")
         abort(403)  # before anything else: an unsigned request learns nothing
-    if not _SID.match(sid):
+    target = recordings.path(hl.settings, sid)
+    if target is None:
         abort(400, description="not a recording sid")
     data = request.get_data(cache=False)
     if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), digest):
         abort(400, description="the body is not what was signed")
     if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         abort(400, description="not a WAV file")
-    folder = hl.settings.data_dir / "recordings"
+    folder = target.parent
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = folder / f".{sid}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
-    os.replace(tmp, folder / f"{sid}.wav")
+    os.replace(tmp, target)
     return "", 204
 
 
 @bp.get("/recordings/<sid>.wav")
 def play(sid: str) -> ResponseReturnValue:
     """Behind the login wall (not a public path): a caller's voice is not for the internet."""
-    if not _SID.match(sid):
-        abort(404)
-    path = _hl().settings.data_dir / "recordings" / f"{sid}.wav"
-    if not path.is_file():
+    path = recordings.path(_hl().settings, sid)
+    if path is None or not path.is_file():
         abort(404)
     return send_file(path, mimetype="audio/wav", max_age=0)
