@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from tests.fake_twilio import (
 from workers import sweeper
 from workers import tickets as ticket_jobs
 from workers.messages import Gate
+from workers.service import make_worker
 
 TEAM = [LEADER, GRID_WORKER, VOLUNTEER, VOLUNTEER2]
 NEWBIE = "+8613800000005"
@@ -392,3 +394,19 @@ def test_a_burst_of_scheduled_work_is_moved_to_the_queue_in_time_order(hl: Hotli
     assert move_due_jobs(hl, now=now) == 3
     assert hl.queue.get_job_ids() == ["t1", "t2", "t0"]
     assert hl.queue.scheduled_job_registry.get_job_ids() == ["t3"]
+
+
+def test_a_worker_stops_at_once_even_while_its_command_listener_sleeps(hl: Hotline) -> None:
+    # RQ's worker hears commands (stop a job, shut down) on a thread that sleeps up to a minute
+    # between reads; ending the worker must not wait for that sleep. redis-py 8.2.0's stop()
+    # began to wait for it, and RQ 3.0 then stood still for up to 60 s at the end of every
+    # burst and every shutdown (pyproject keeps redis-py below 8.2 for it).
+    worker = make_worker(hl)
+    worker.subscribe()
+    wait_until(lambda: worker.pubsub.subscribed, timeout=10)
+    worker.pubsub.unsubscribe()  # the listener reads the reply, then sleeps: the race, made sure
+    wait_until(lambda: not worker.pubsub.subscribed, timeout=10)
+    stopping = threading.Thread(target=worker.unsubscribe, daemon=True)
+    stopping.start()
+    stopping.join(timeout=20)  # a hang guard: it takes a second at most, a stall takes 60
+    assert not stopping.is_alive(), "ending the worker waited for its sleeping command listener"
