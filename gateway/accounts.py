@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 ROLES = ("admin", "head", "leader")
 MIN_PASSWORD = 8
 # Failed logins allowed per account in one window, so a password cannot be guessed by brute force.
-LOGIN_TRIES = 10  # wrong passwords for one account from one address, per window
+LOGIN_TRIES = 10  # wrong passwords for one account from one address, per window (and the last)
 LOGIN_TRIES_ALL = 100  # from all addresses together: a ceiling on guessing from many
 LOGIN_TRIES_ADDRESS = 50  # from one address at any accounts: no spraying one password over all
 DEVICE_DAYS = 30  # an address or browser that logged in is the owner's for this long
@@ -169,10 +169,13 @@ def authenticate(hl: Hotline, name: str, password: str, client: str = "",
         return None
     window = int(clock.timestamp()) // LOGIN_WINDOW
     address = client[:64]
-    here_key = KEYS.rate(f"login:{name}:{address}", window)
-    all_key = KEYS.rate(f"login:{name}", window)
-    address_key = KEYS.rate(f"login-from:{address}", window)
-    here, everywhere, from_address = (int(v or 0) for v in hl.r.mget(here_key, all_key, address_key))
+    counters = (f"login:{name}:{address}", f"login:{name}", f"login-from:{address}")
+    keys = [KEYS.rate(counter, window) for counter in counters]
+    # Counted over this window and the one before (15 to 30 minutes): a window alone would
+    # let twice a ceiling through across its edge, the first half just before it.
+    found = hl.r.mget([*keys, *(KEYS.rate(counter, window - 1) for counter in counters)])
+    here, everywhere, from_address = (int(now or 0) + int(before or 0)
+                                      for now, before in zip(found[:3], found[3:], strict=True))
     # The owner's own address or browser passes the ceilings shared with others (all addresses
     # on the account; all accounts from one address, such as an office behind one NAT).
     shared = from_address >= LOGIN_TRIES_ADDRESS or everywhere >= LOGIN_TRIES_ALL
@@ -189,9 +192,9 @@ def authenticate(hl: Hotline, name: str, password: str, client: str = "",
         hl.r.set(KEYS.known_address(name, address), "1", ex=DEVICE_DAYS * 86400)
         return _from_hash(data)
     with hl.r.pipeline(transaction=True) as pipe:
-        for key in (here_key, all_key, address_key):
+        for key in keys:
             pipe.incr(key)
-            pipe.expire(key, LOGIN_WINDOW * 2)
+            pipe.expire(key, LOGIN_WINDOW * 2)  # alive through the next window, which counts it
         pipe.execute()
     log.info("failed login for %s", name)
     return None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gateway import accounts
+from gateway import accounts, clock
 from gateway.accounts import AccountError
 from gateway.cli import cli, common
 from gateway.context import Hotline
@@ -77,6 +77,21 @@ def test_guessing_spread_over_many_addresses_meets_a_ceiling(sample: Hotline) ->
         assert accounts.authenticate(sample, "zhang", "guess", f"10.0.{i // 250}.{i % 250}") is None
     assert accounts.authenticate(sample, "zhang", "right-password", "198.51.100.7") is None
 
+
+
+def test_guessing_either_side_of_a_quarter_hour_meets_the_same_ceiling(
+        sample: Hotline, monkeypatch: pytest.MonkeyPatch) -> None:
+    accounts.create(sample, "zhang", "admin", "right-password")
+    edge = (int(clock.timestamp()) // accounts.LOGIN_WINDOW + 1) * accounts.LOGIN_WINDOW
+    now = [edge - 1.0]
+    monkeypatch.setattr(accounts.clock, "timestamp", lambda: now[0])
+    for i in range(accounts.LOGIN_TRIES_ALL):
+        if i == accounts.LOGIN_TRIES_ALL // 2:
+            now[0] = edge + 1.0  # half the guesses just before the edge, half just after
+        assert accounts.authenticate(sample, "zhang", "guess", f"10.0.{i // 250}.{i % 250}") is None
+    assert accounts.authenticate(sample, "zhang", "right-password", "198.51.100.7") is None
+    now[0] = edge + accounts.LOGIN_WINDOW + 1.0  # a quarter hour on: the first half has lapsed
+    assert accounts.authenticate(sample, "zhang", "right-password", "198.51.100.7") is not None
 
 def test_the_first_admin_gets_a_generated_password_shown_once(hl: Hotline) -> None:
     line = accounts.ensure_first_admin(hl)

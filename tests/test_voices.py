@@ -4,10 +4,13 @@ Mandarin wherever none exists, the call working as for anyone else."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 import ivr
@@ -15,9 +18,10 @@ import ivr.machine
 from gateway import calls, messages, prompts, tickets
 from gateway.context import Hotline
 from gateway.settings import ROOT
+from gateway.sip import media as sip_media
 from gateway.sip.media import Media
 from tests.callsim import FlaskTransport, SimCall
-from tests.conftest import AUTH_TOKEN, PUBLIC_URL, RESIDENT
+from tests.conftest import AUTH_TOKEN, PUBLIC_URL, RESIDENT, require_tool
 
 BATER = "+8613900000004"  # 巴特尔, 团结村, 语言 蒙古语 in the sample ledger
 EMERGENCY = "如有危及生命的紧急情况，请马上挂机，拨打幺二零。"
@@ -160,6 +164,36 @@ def test_the_sip_agent_plays_a_stored_recording_from_its_own_8khz_file(
     assert prompts.sip_file(sample.settings, f"{PUBLIC_URL}/audio/../mn/menu.mp3") is None
     assert prompts.sip_file(sample.settings, "https://elsewhere.example/audio/mn/menu.mp3") is None
 
+
+
+def test_calls_that_want_the_same_new_prompt_at_once_wait_for_one_voice_to_make_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Eight callers read their codes at the same moment: each digit is spoken once, not eight
+    # times over on a busy box while every caller waits in silence.
+    require_tool("espeak-ng", "espeak-ng")
+    require_tool("sox", "sox")
+    render, made = sip_media.audio.render, []
+
+    def slow_render(text: str, language: str) -> bytes:
+        made.append(text)
+        time.sleep(0.3)  # long enough that every caller asks while it is being made
+        return render(text, language)
+
+    monkeypatch.setattr(sip_media.audio, "render", slow_render)
+    media, start = Media(tmp_path / "cache"), threading.Barrier(4)
+    clips: list[object] = []
+
+    def caller() -> None:
+        start.wait()
+        clips.append(media.say("七"))
+
+    callers = [threading.Thread(target=caller) for _ in range(4)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(timeout=60)
+    assert made == ["七"]
+    assert len(clips) == 4 and len({clip.path for clip in clips}) == 1  # type: ignore[attr-defined]
 
 # --- a caller not in the ledger chooses Mongolian ---------------------------------------------
 

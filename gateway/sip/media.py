@@ -1,8 +1,10 @@
 """What the SIP agent plays: <Say> spoken by the broadcast voice and <Play> files, as 8 kHz WAVs, made once.
 
 A call must not wait for espeak-ng or a download twice: each text (by language) and each URL is
-turned into a telephone-rate WAV once and kept under the data folder; later calls play the file.
-Runs in the agent's pool, never on the SIP engine's thread.
+turned into a telephone-rate WAV once and kept under the data folder; later calls play the file,
+and calls that want the same new file at the same moment wait for the one making it (eight
+callers read their codes at once: one espeak-ng run per digit, not eight). Runs in the agent's
+pool, never on the SIP engine's thread.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import wave
 from collections.abc import Callable
@@ -66,10 +69,25 @@ class Media:
         self.folder = folder
         self.session = session or requests.Session()
         self.local = local  # a <Play> URL to a file already at 8 kHz on this box, if it is one
+        self._making: dict[Path, threading.Lock] = {}
+        self._guard = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
 
     def _cached(self, key: str) -> Path:
         return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.wav"
+
+    def _once(self, path: Path, make: Callable[[], None]) -> bool:
+        """Run `make` unless `path` is there, one thread at a time per file; whether it is there."""
+        if path.exists():
+            return True
+        with self._guard:
+            lock = self._making.setdefault(path, threading.Lock())
+        with lock:
+            if not path.exists():
+                make()
+        with self._guard:
+            self._making.pop(path, None)  # made (or failed: the next call tries again)
+        return path.exists()
 
     def say(self, text: str, language: str = "zh-CN") -> Clip | None:
         """The text spoken by the broadcast voice (espeak-ng, pinyin for Mandarin); None if empty."""
@@ -77,8 +95,7 @@ class Media:
             return None
         lang = LANGUAGES.get(language, "zh")
         path = self._cached(f"say|{VERSION}|{lang}|{text}")
-        if not path.exists():
-            self._store(path, audio.render(text, lang), ".wav")
+        self._once(path, lambda: self._store(path, audio.render(text, lang), ".wav"))
         return Clip(path, seconds_of(path))
 
     def play(self, url: str) -> Clip | None:
@@ -92,18 +109,21 @@ class Media:
             except (OSError, wave.Error, EOFError):
                 log.warning("<Play> %s: its 8 kHz file cannot be read; fetched instead", url)
         path = self._cached(f"play|{VERSION}|{url}")
-        if not path.exists():
+
+        def fetch() -> None:
             response = self.session.get(url, timeout=10)
             if response.status_code != 200:
                 log.warning("<Play> %s: HTTP %s; skipped", url, response.status_code)
-                return None
+                return
             suffix = ".mp3" if url.lower().endswith(".mp3") or "mpeg" in \
                 response.headers.get("Content-Type", "") else ".wav"
             try:
                 self._store(path, response.content, suffix)
             except RuntimeError as exc:
                 log.warning("<Play> %s: %s; skipped", url, exc)
-                return None
+
+        if not self._once(path, fetch):
+            return None
         return Clip(path, seconds_of(path))
 
     def beep(self) -> Clip:
